@@ -1,0 +1,76 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+/// Shared settings: Swift 6 language mode (strict concurrency) everywhere.
+let strict: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+]
+
+let package = Package(
+    name: "Fjord",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "fjord", targets: ["fjord"]),
+        .executable(name: "fjord-codegen", targets: ["fjord-codegen"]),
+        .executable(name: "fjord-bench", targets: ["fjord-bench"]),
+        .library(name: "FjordProtocol", targets: ["FjordProtocol"]),
+        .library(name: "FjordRecords", targets: ["FjordRecords"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        // System C libraries for the record-batch codecs (Debian -dev packages).
+        .systemLibrary(name: "CFjordZlib", path: "Sources/CFjordZlib", pkgConfig: "zlib",
+                       providers: [.apt(["zlib1g-dev"])]),
+        .systemLibrary(name: "CFjordSnappy", path: "Sources/CFjordSnappy",
+                       providers: [.apt(["libsnappy-dev"])]),
+        .systemLibrary(name: "CFjordLZ4", path: "Sources/CFjordLZ4", pkgConfig: "liblz4",
+                       providers: [.apt(["liblz4-dev"])]),
+        .systemLibrary(name: "CFjordZstd", path: "Sources/CFjordZstd", pkgConfig: "libzstd",
+                       providers: [.apt(["libzstd-dev"])]),
+        // CRC32C with the CPU's CRC instruction (SSE4.2 / ARMv8 CRC) and a table fallback.
+        .target(name: "CFjordCRC32C", path: "Sources/CFjordCRC32C"),
+
+        // Wire primitives: integers, varints, strings, bytes, UUIDs on ByteBuffer.
+        .target(name: "FjordWire",
+                dependencies: [.product(name: "NIOCore", package: "swift-nio")],
+                swiftSettings: strict),
+        // Generated Kafka messages (from ../shared/kafka-schemas), headers, ApiKey, ErrorCode, framing.
+        .target(name: "FjordProtocol",
+                dependencies: ["FjordWire", .product(name: "NIOCore", package: "swift-nio")],
+                swiftSettings: strict),
+        // Record batches (magic 2), CRC32C, compression.
+        .target(name: "FjordRecords",
+                dependencies: ["FjordWire", "CFjordCRC32C", "CFjordZlib", "CFjordSnappy", "CFjordLZ4", "CFjordZstd",
+                               .product(name: "NIOCore", package: "swift-nio")],
+                swiftSettings: strict),
+        // Operator tools shared by the CLI (dump-log, ...), testable without spawning processes.
+        .target(name: "FjordTools",
+                dependencies: ["FjordRecords", "FjordProtocol", .product(name: "NIOCore", package: "swift-nio")],
+                swiftSettings: strict),
+        .executableTarget(name: "fjord",
+                dependencies: ["FjordTools", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                swiftSettings: strict),
+        .executableTarget(name: "fjord-codegen",
+                dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
+                swiftSettings: strict),
+        .executableTarget(name: "fjord-bench",
+                dependencies: ["FjordRecords", "FjordProtocol", "CFjordZlib", "CFjordSnappy", "CFjordLZ4", "CFjordZstd",
+                               .product(name: "NIOCore", package: "swift-nio")],
+                swiftSettings: strict),
+
+        // Helpers for tests only: running the real Python Kafka clients, temp dirs.
+        .target(name: "FjordTestSupport", swiftSettings: strict),
+
+        .testTarget(name: "FjordWireTests", dependencies: ["FjordWire"], swiftSettings: strict),
+        .testTarget(name: "FjordProtocolTests",
+                    dependencies: ["FjordProtocol", "FjordTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                                   .product(name: "NIOEmbedded", package: "swift-nio"),
+                                   .product(name: "NIOTestUtils", package: "swift-nio")],
+                    swiftSettings: strict),
+        .testTarget(name: "FjordRecordsTests", dependencies: ["FjordRecords", "FjordTestSupport"], swiftSettings: strict),
+        .testTarget(name: "FjordToolsTests", dependencies: ["FjordTools", "FjordTestSupport"], swiftSettings: strict),
+    ]
+)
