@@ -66,7 +66,7 @@ let package = Package(
 
         .testTarget(name: "FjordWireTests", dependencies: ["FjordWire"], swiftSettings: strict),
         .testTarget(name: "FjordProtocolTests",
-                    dependencies: ["FjordProtocol", "FjordTestSupport", .product(name: "NIOCore", package: "swift-nio"),
+                    dependencies: ["FjordProtocol", "FjordWire", "FjordTestSupport", .product(name: "NIOCore", package: "swift-nio"),
                                    .product(name: "NIOEmbedded", package: "swift-nio"),
                                    .product(name: "NIOTestUtils", package: "swift-nio")],
                     swiftSettings: strict),
