@@ -19,6 +19,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
     ],
     targets: [
         // System C libraries for the record-batch codecs (Debian -dev packages).
@@ -46,6 +47,13 @@ let package = Package(
                 dependencies: ["FjordWire", "CFjordCRC32C", "CFjordZlib", "CFjordSnappy", "CFjordLZ4", "CFjordZstd",
                                .product(name: "NIOCore", package: "swift-nio")],
                 swiftSettings: strict),
+        // Segmented logs with indexes, recovery, retention and compaction.
+        .target(name: "FjordStorage",
+                dependencies: ["FjordRecords", "FjordProtocol", "FjordWire",
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
         // Operator tools shared by the CLI (dump-log, ...), testable without spawning processes.
         .target(name: "FjordTools",
                 dependencies: ["FjordRecords", "FjordProtocol", .product(name: "NIOCore", package: "swift-nio")],
@@ -57,10 +65,14 @@ let package = Package(
                 dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: strict),
         .executableTarget(name: "fjord-bench",
-                dependencies: ["FjordRecords", "FjordProtocol", "CFjordZlib", "CFjordSnappy", "CFjordLZ4", "CFjordZstd",
+                dependencies: ["FjordRecords", "FjordProtocol", "FjordStorage", "CFjordZlib", "CFjordSnappy", "CFjordLZ4", "CFjordZstd",
                                .product(name: "NIOCore", package: "swift-nio")],
                 swiftSettings: strict),
 
+        // Decoder entry points for the libFuzzer harness in fuzz/ (built by scripts/fuzz).
+        .target(name: "FjordFuzzTargets",
+                dependencies: ["FjordProtocol", "FjordRecords", "FjordWire", .product(name: "NIOCore", package: "swift-nio")],
+                swiftSettings: strict),
         // Helpers for tests only: running the real Python Kafka clients, temp dirs.
         .target(name: "FjordTestSupport", swiftSettings: strict),
 
@@ -71,6 +83,7 @@ let package = Package(
                                    .product(name: "NIOTestUtils", package: "swift-nio")],
                     swiftSettings: strict),
         .testTarget(name: "FjordRecordsTests", dependencies: ["FjordRecords", "FjordTestSupport"], swiftSettings: strict),
+        .testTarget(name: "FjordStorageTests", dependencies: ["FjordStorage", "FjordTestSupport"], swiftSettings: strict),
         .testTarget(name: "FjordToolsTests", dependencies: ["FjordTools", "FjordTestSupport"], swiftSettings: strict),
     ]
 )

@@ -1,0 +1,291 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A memory-mapped, preallocated file of fixed-size big-endian entries, kept sorted by the
+/// caller — the shared machinery of the offset and time indexes (Kafka's `AbstractIndex`).
+///
+/// While a segment is active its index file is preallocated to `maxBytes` and mapped; the
+/// number of used entries is the prefix before the trailing all-zero entries. `trim()`
+/// shrinks the file to exactly the used entries (on roll and on close) so an inactive index
+/// is as small as its data.
+final class MappedIndex: @unchecked Sendable {
+    let path: String
+    let entrySize: Int
+    private(set) var entries: Int = 0
+    private(set) var maxEntries: Int
+    private var fd: CInt
+    private var base: UnsafeMutableRawPointer?
+    private var mappedBytes: Int
+
+    /// Opens or creates the index at `path`, mapping `maxBytes` (rounded down to whole entries).
+    init(path: String, entrySize: Int, maxBytes: Int) throws {
+        self.path = path
+        self.entrySize = entrySize
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw StorageError.errno("cannot open index", path) }
+        self.fd = fd
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { close(fd); throw StorageError.errno("cannot stat", path) }
+        let existing = Int(st.st_size) / entrySize
+        let capacity = max(existing, max(1, maxBytes / entrySize))
+        self.maxEntries = capacity
+        self.mappedBytes = capacity * entrySize
+        self.base = nil
+        if Int(st.st_size) != mappedBytes {
+            guard ftruncate(fd, off_t(mappedBytes)) == 0 else { close(fd); throw StorageError.errno("cannot size index", path) }
+        }
+        try map()
+        // Used entries: everything before the trailing zero entries (a preallocated tail).
+        var n = existing
+        while n > 0 && isZeroEntry(n - 1) { n -= 1 }
+        entries = n
+    }
+
+    deinit {
+        if let base { munmap(base, mappedBytes) }
+        close(fd)
+    }
+
+    private func map() throws {
+        guard mappedBytes > 0 else { base = nil; return }
+        let p = mmap(nil, mappedBytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0)
+        guard let p, p != MAP_FAILED else { throw StorageError.errno("cannot map index", path) }
+        base = p
+    }
+
+    private func isZeroEntry(_ i: Int) -> Bool {
+        let p = base! + i * entrySize
+        for k in 0..<entrySize where p.load(fromByteOffset: k, as: UInt8.self) != 0 { return false }
+        return true
+    }
+
+    var isFull: Bool { entries >= maxEntries }
+    var sizeInBytes: Int { entries * entrySize }
+
+    @inline(__always)
+    func readInt64(_ i: Int, _ field: Int) -> Int64 {
+        Int64(bigEndian: (base! + i * entrySize + field).loadUnaligned(as: Int64.self))
+    }
+
+    @inline(__always)
+    func readInt32(_ i: Int, _ field: Int) -> Int32 {
+        Int32(bigEndian: (base! + i * entrySize + field).loadUnaligned(as: Int32.self))
+    }
+
+    @inline(__always)
+    func writeInt64(_ i: Int, _ field: Int, _ v: Int64) {
+        (base! + i * entrySize + field).storeBytes(of: v.bigEndian, as: Int64.self)
+    }
+
+    @inline(__always)
+    func writeInt32(_ i: Int, _ field: Int, _ v: Int32) {
+        (base! + i * entrySize + field).storeBytes(of: v.bigEndian, as: Int32.self)
+    }
+
+    /// Makes room for one more entry and returns its index (the caller writes it).
+    func appendSlot() throws -> Int {
+        guard entries < maxEntries else { throw StorageError("index \(path) is full (\(maxEntries) entries)") }
+        entries += 1
+        return entries - 1
+    }
+
+    /// Keeps the first `n` entries; zeroes the rest so a reopen sees the same count.
+    func truncate(toEntries n: Int) {
+        let n = max(0, min(n, entries))
+        if n < entries, let base {
+            memset(base + n * entrySize, 0, (entries - n) * entrySize)
+        }
+        entries = n
+    }
+
+    /// The largest entry index `i` with `key(i) <= target`, or nil if none (binary search).
+    func floorIndex(_ target: Int64, key: (Int) -> Int64) -> Int? {
+        var lo = 0, hi = entries - 1
+        var found: Int? = nil
+        while lo <= hi {
+            let mid = (lo + hi) / 2
+            if key(mid) <= target { found = mid; lo = mid + 1 } else { hi = mid - 1 }
+        }
+        return found
+    }
+
+    /// The smallest entry index `i` with `key(i) >= target`, or nil.
+    func ceilingIndex(_ target: Int64, key: (Int) -> Int64) -> Int? {
+        var lo = 0, hi = entries - 1
+        var found: Int? = nil
+        while lo <= hi {
+            let mid = (lo + hi) / 2
+            if key(mid) >= target { found = mid; hi = mid - 1 } else { lo = mid + 1 }
+        }
+        return found
+    }
+
+    /// msyncs the mapping.
+    func flush() throws {
+        guard let base, mappedBytes > 0 else { return }
+        guard msync(base, mappedBytes, MS_SYNC) == 0 else { throw StorageError.errno("cannot msync", path) }
+    }
+
+    /// Shrinks the file (and mapping) to the used entries; the index can no longer grow.
+    func trim() throws {
+        try resize(toBytes: entries * entrySize)
+    }
+
+    /// Remaps at a new size (at least the used entries).
+    func resize(toBytes bytes: Int) throws {
+        let newBytes = max(entries, bytes / entrySize) * entrySize
+        if newBytes == mappedBytes { return }
+        if let base { msync(base, mappedBytes, MS_SYNC); munmap(base, mappedBytes) }
+        base = nil
+        guard ftruncate(fd, off_t(newBytes)) == 0 else { throw StorageError.errno("cannot resize index", path) }
+        mappedBytes = newBytes
+        maxEntries = newBytes / entrySize
+        try map()
+    }
+
+    /// Renames the file (the fd stays valid).
+    func rename(to newPath: String) throws -> String {
+        try FileSystem.rename(path, newPath)
+        return newPath
+    }
+}
+
+/// The sparse offset index of a segment (`.index`): entries of (offset − baseOffset: Int32,
+/// file position: Int32), one every `index.interval.bytes` of log data.
+public final class OffsetIndex: @unchecked Sendable {
+    public static let entrySize = 8
+    public let baseOffset: Int64
+    let index: MappedIndex
+    public var path: String { index.path }
+
+    public init(path: String, baseOffset: Int64, maxIndexSize: Int) throws {
+        self.baseOffset = baseOffset
+        self.index = try MappedIndex(path: path, entrySize: Self.entrySize, maxBytes: maxIndexSize)
+    }
+
+    public var entries: Int { index.entries }
+    public var isFull: Bool { index.isFull }
+
+    public func entry(_ i: Int) -> (offset: Int64, position: Int) {
+        (baseOffset + Int64(index.readInt32(i, 0)), Int(index.readInt32(i, 4)))
+    }
+
+    /// The last indexed offset, or the base offset when empty.
+    public var lastOffset: Int64 { entries == 0 ? baseOffset : entry(entries - 1).offset }
+
+    /// The largest indexed offset ≤ `offset` with its position; (baseOffset, 0) if none.
+    public func lookup(_ offset: Int64) -> (offset: Int64, position: Int) {
+        guard let i = index.floorIndex(offset, key: { self.baseOffset + Int64(self.index.readInt32($0, 0)) }) else {
+            return (baseOffset, 0)
+        }
+        return entry(i)
+    }
+
+    /// Adds an entry; offsets and positions must increase.
+    public func append(offset: Int64, position: Int) throws {
+        if entries > 0 {
+            let last = entry(entries - 1)
+            guard offset > last.offset, position > last.position else {
+                throw StorageError("offset index \(path): entry (\(offset), \(position)) not after (\(last.offset), \(last.position))")
+            }
+        }
+        guard offset - baseOffset <= Int64(Int32.max), position <= Int(Int32.max) else {
+            throw StorageError("offset index \(path): entry (\(offset), \(position)) out of range")
+        }
+        let i = try index.appendSlot()
+        index.writeInt32(i, 0, Int32(offset - baseOffset))
+        index.writeInt32(i, 4, Int32(position))
+    }
+
+    /// Removes the entries for offsets ≥ `offset`.
+    public func truncate(fromOffset offset: Int64) {
+        let keep = index.ceilingIndex(offset, key: { self.baseOffset + Int64(self.index.readInt32($0, 0)) }) ?? entries
+        index.truncate(toEntries: keep)
+    }
+
+    public func reset() { index.truncate(toEntries: 0) }
+
+    /// Entries must be strictly increasing and inside the log file.
+    public func sanityCheck(logSize: Int) throws {
+        var lastOffset: Int64 = -1, lastPos = -1
+        for i in 0..<entries {
+            let e = entry(i)
+            guard e.offset > lastOffset, e.position > lastPos, e.offset >= baseOffset, e.position < logSize else {
+                throw StorageError("corrupt offset index \(path): entry \(i) is (\(e.offset), \(e.position))")
+            }
+            lastOffset = e.offset
+            lastPos = e.position
+        }
+    }
+
+    public func flush() throws { try index.flush() }
+    public func trim() throws { try index.trim() }
+    public func resize(maxIndexSize: Int) throws { try index.resize(toBytes: maxIndexSize) }
+}
+
+/// The time index of a segment (`.timeindex`): entries of (max timestamp so far: Int64,
+/// offset − baseOffset: Int32), added only when the timestamp grows.
+public final class TimeIndex: @unchecked Sendable {
+    public static let entrySize = 12
+    public let baseOffset: Int64
+    let index: MappedIndex
+    public var path: String { index.path }
+
+    public init(path: String, baseOffset: Int64, maxIndexSize: Int) throws {
+        self.baseOffset = baseOffset
+        self.index = try MappedIndex(path: path, entrySize: Self.entrySize, maxBytes: maxIndexSize)
+    }
+
+    public var entries: Int { index.entries }
+    public var isFull: Bool { index.isFull }
+
+    public func entry(_ i: Int) -> (timestamp: Int64, offset: Int64) {
+        (index.readInt64(i, 0), baseOffset + Int64(index.readInt32(i, 8)))
+    }
+
+    public var lastEntry: (timestamp: Int64, offset: Int64)? { entries == 0 ? nil : entry(entries - 1) }
+
+    /// The entry with the largest timestamp ≤ `timestamp`: a safe place to start scanning
+    /// for the first offset whose timestamp is ≥ the target. (baseOffset) when none.
+    public func lookup(_ timestamp: Int64) -> (timestamp: Int64, offset: Int64) {
+        guard let i = index.floorIndex(timestamp, key: { self.index.readInt64($0, 0) }) else {
+            return (-1, baseOffset)
+        }
+        return entry(i)
+    }
+
+    /// Adds an entry if `timestamp` is larger than the last one's.
+    public func maybeAppend(timestamp: Int64, offset: Int64) throws {
+        if let last = lastEntry {
+            guard timestamp > last.timestamp else { return }
+            guard offset >= last.offset else { return }
+        }
+        let i = try index.appendSlot()
+        index.writeInt64(i, 0, timestamp)
+        index.writeInt32(i, 8, Int32(offset - baseOffset))
+    }
+
+    public func truncate(fromOffset offset: Int64) {
+        let keep = index.ceilingIndex(offset, key: { self.baseOffset + Int64(self.index.readInt32($0, 8)) }) ?? entries
+        index.truncate(toEntries: keep)
+    }
+
+    public func reset() { index.truncate(toEntries: 0) }
+
+    public func sanityCheck() throws {
+        var lastTs = Int64.min, lastOffset: Int64 = -1
+        for i in 0..<entries {
+            let e = entry(i)
+            guard e.timestamp > lastTs, e.offset >= lastOffset, e.offset >= baseOffset else {
+                throw StorageError("corrupt time index \(path): entry \(i) is (\(e.timestamp), \(e.offset))")
+            }
+            lastTs = e.timestamp
+            lastOffset = e.offset
+        }
+    }
+
+    public func flush() throws { try index.flush() }
+    public func trim() throws { try index.trim() }
+    public func resize(maxIndexSize: Int) throws { try index.resize(toBytes: maxIndexSize) }
+}
