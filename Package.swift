@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "fjord", targets: ["fjord"]),
         .executable(name: "fjord-codegen", targets: ["fjord-codegen"]),
         .executable(name: "fjord-bench", targets: ["fjord-bench"]),
+        .executable(name: "fjord-sim", targets: ["fjord-sim"]),
         .library(name: "FjordProtocol", targets: ["FjordProtocol"]),
         .library(name: "FjordRecords", targets: ["FjordRecords"]),
     ],
@@ -54,6 +55,17 @@ let package = Package(
                                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
+        // The KRaft consensus core (sans-I/O) and its in-memory log.
+        .target(name: "FjordRaft",
+                dependencies: ["FjordRecords", "FjordProtocol", "FjordWire", .product(name: "NIOCore", package: "swift-nio")],
+                swiftSettings: strict),
+        // Deterministic whole-cluster simulation of the KRaft core.
+        .target(name: "FjordSimulation",
+                dependencies: ["FjordRaft", "FjordRecords", .product(name: "NIOCore", package: "swift-nio")],
+                swiftSettings: strict),
+        .executableTarget(name: "fjord-sim",
+                dependencies: ["FjordSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+                swiftSettings: strict),
         // Operator tools shared by the CLI (dump-log, ...), testable without spawning processes.
         .target(name: "FjordTools",
                 dependencies: ["FjordRecords", "FjordProtocol", .product(name: "NIOCore", package: "swift-nio")],
@@ -84,6 +96,7 @@ let package = Package(
                     swiftSettings: strict),
         .testTarget(name: "FjordRecordsTests", dependencies: ["FjordRecords", "FjordTestSupport"], swiftSettings: strict),
         .testTarget(name: "FjordStorageTests", dependencies: ["FjordStorage", "FjordTestSupport"], swiftSettings: strict),
+        .testTarget(name: "FjordRaftTests", dependencies: ["FjordRaft", "FjordRecords", "FjordSimulation"], swiftSettings: strict),
         .testTarget(name: "FjordToolsTests", dependencies: ["FjordTools", "FjordTestSupport"], swiftSettings: strict),
     ]
 )
