@@ -191,6 +191,7 @@ public final class RaftNode {
             if inflightFetch?.to == env.to {
                 inflightFetch = nil
                 nextFetchMs = nowMs + config.retryBackoffMs
+                leaderUnreachable(env.to, nowMs)
             }
         case .beginQuorumEpoch:
             if role == .leader { lastBeginSentMs[env.to] = nowMs - config.requestTimeoutMs + config.retryBackoffMs }
@@ -198,6 +199,35 @@ public final class RaftNode {
             break
         }
         return takeReady()
+    }
+
+    /// The connection to `peer` closed (its process died or the network reset it): requests
+    /// in flight to it have failed.
+    public func peerDisconnected(_ peer: Int32, nowMs: Int64) -> RaftReady {
+        if let f = inflightFetch, f.to == peer {
+            inflightFetch = nil
+            nextFetchMs = nowMs + config.retryBackoffMs
+            leaderUnreachable(peer, nowMs)
+        }
+        if role == .prospective || role == .candidate, !grants.contains(peer), !rejections.contains(peer) {
+            voteRetryAt[peer] = nowMs + config.retryBackoffMs
+        }
+        return takeReady()
+    }
+
+    /// The leader's process cannot be reached (connection refused or reset) — far stronger
+    /// evidence than a quiet fetch timeout. A voter stops counting it as alive and stands soon.
+    /// Survivors stand in turn (by id, a quarter of `election.backoff.max.ms` apart, with
+    /// jitter), so the first candidate's Vote usually reaches the others before they stand
+    /// and votes rarely split. Pre-vote keeps this safe: voters that still hear from the
+    /// leader refuse.
+    private func leaderUnreachable(_ peer: Int32, _ nowMs: Int64) {
+        guard case let .follower(l) = role, l == peer, config.isVoter else { return }
+        lastLeaderContactMs = -1
+        let step = max(4, min(config.electionBackoffMaxMs, config.electionTimeoutMs) / 4)
+        let rank = Int64(config.voters.filter { $0 != peer }.firstIndex(of: config.nodeId) ?? 0)
+        let delay = rank * step + Int64(rng.next() % UInt64(step / 4))
+        fetchDeadline = min(fetchDeadline, nowMs + delay)
     }
 
     /// The shell made the last `RaftReady`'s state and log durable: the leader may now count

@@ -58,6 +58,8 @@ public final class Simulation {
         case deliver(RaftEnvelope)
         /// The sender learns its request could not be delivered (the peer's port is closed).
         case failed(RaftEnvelope)
+        /// `peer` sees its connection to `from` reset.
+        case disconnected(peer: Int32, from: Int32)
         case tick(Int32)
         case crash(Int32)
         case restart(Int32)
@@ -166,8 +168,7 @@ public final class Simulation {
         try runUntil(30_000) { [unowned self] in self.committedEnd > 5 && self.currentLeader() != nil }
         guard let old = currentLeader() else { return nil }
         let oldEpoch = nodes[old]!.core!.epoch
-        nodes[old]!.core = nil
-        nodes[old]!.log.crash()
+        kill(old, keepUnflushed: 0)
         let killedAt = now
         var newLeaderCommitted: Int64? = nil
         try runUntil(killedAt + 30_000) { [unowned self] in
@@ -201,6 +202,17 @@ public final class Simulation {
         now = end
     }
 
+    /// Kills a node's process: unflushed writes may be lost, and its TCP connections are
+    /// reset, which its peers notice (unless a partition hides it).
+    func kill(_ id: Int32, keepUnflushed: Int) {
+        nodes[id]!.core = nil
+        nodes[id]!.log.crash(keepUnflushed: keepUnflushed)
+        for (peer, n) in nodes where peer != id && n.core != nil {
+            if blocked[id]?.contains(peer) == true { continue }
+            schedule(.disconnected(peer: peer, from: id), at: now + faults.minDelay)
+        }
+    }
+
     func start(_ id: Int32) {
         let n = nodes[id]!
         n.incarnation += 1
@@ -220,6 +232,9 @@ public final class Simulation {
                 return
             }
             try apply(env.to, core.receive(env, nowMs: now))
+        case let .disconnected(peer, from):
+            guard let core = nodes[peer]?.core else { return }
+            try apply(peer, core.peerDisconnected(from, nowMs: now))
         case let .failed(env):
             guard let core = nodes[env.from]?.core else { return }
             try apply(env.from, core.requestFailed(env, nowMs: now))
@@ -227,8 +242,7 @@ public final class Simulation {
             guard faultsOn else { return }
             let n = nodes[id]!
             if n.core != nil {
-                n.core = nil
-                n.log.crash(keepUnflushed: faults.tornTail ? Int(rng.next() % 2) : 0)
+                kill(id, keepUnflushed: faults.tornTail ? Int(rng.next() % 2) : 0)
                 schedule(.restart(id), at: now + 50 + Int64(rng.next() % 3000))
             }
             schedule(.crash(id), at: nextFault(rate: faults.crashPerSecond))
