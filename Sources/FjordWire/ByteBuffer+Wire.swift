@@ -174,8 +174,9 @@ extension ByteBuffer {
             throw WireError.invalidLength(n)
         }
         guard n <= readableBytes else { throw WireError.truncated(needed: n, available: readableBytes) }
-        let view = self.readableBytesView.prefix(n)
-        guard let s = String(validating: view, as: UTF8.self) else { throw WireError.invalidUTF8 }
+        // Malformed UTF-8 becomes U+FFFD, as Java's `new String(bytes, UTF_8)` does in Kafka,
+        // so a request Kafka accepts (say an odd client.id) is accepted here too.
+        let s = String(decoding: self.readableBytesView.prefix(n), as: UTF8.self)
         self.moveReaderIndex(forwardBy: n)
         return s
     }

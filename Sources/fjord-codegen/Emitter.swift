@@ -136,8 +136,13 @@ struct Emitter {
         return "(version >= \(rr.lo) && version <= \(rr.hi))"
     }
 
-    func compactExpr(_ f: Field) -> String {
-        if let o = f.flexibleOverride, o.intersect(valid).isEmpty { return "false" }
+    func compactExpr(_ f: Field) throws -> String {
+        if let o = f.flexibleOverride {
+            // Only "none" occurs in Kafka's schemas (RequestHeader.ClientId); anything else
+            // would need per-field flexible ranges, which this generator does not emit.
+            guard o.isEmpty else { throw CodegenError("\(schema.name).\(f.name): field-level flexibleVersions other than \"none\" is not supported") }
+            return "false"
+        }
         if flexible.isEmpty { return "false" }
         if flexible.contains(valid) { return "true" }
         return "flexible"
@@ -339,7 +344,7 @@ struct Emitter {
             e.line("public init() {}")
             e.line()
             // decode
-            e.block("public init(from buf: inout ByteBuffer, version: Int16) throws") { e in
+            try e.block("public init(from buf: inout ByteBuffer, version: Int16) throws") { e in
                 if isRoot {
                     e.block("guard Self.validVersions.contains(version) else") { e in
                         e.line("throw WireError.unsupportedVersion(message: Self.messageName, version: version)")
@@ -351,7 +356,7 @@ struct Emitter {
                 for f in regular {
                     let present = f.versions
                     if present.intersect(e.valid).isEmpty { continue }
-                    let c = e.compactExpr(f)
+                    let c = try e.compactExpr(f)
                     if let cond = e.versionCond(present) {
                         e.block("if \(cond)") { e in e.emitRead(f, name, buf: "buf", compact: c) }
                     } else {
@@ -396,7 +401,7 @@ struct Emitter {
                     e.line("let flexible = version >= \(e.flexible.lo)")
                 }
                 for f in regular {
-                    let c = e.compactExpr(f)
+                    let c = try e.compactExpr(f)
                     let present = f.versions
                     let notSupported = "throw WireError.fieldNotSupported(field: \(swiftLiteral("\(name).\(plainName(f))")), version: version)"
                     if present.intersect(e.valid).isEmpty {
@@ -412,6 +417,13 @@ struct Emitter {
                         }
                     } else {
                         e.emitWrite(f, name, buf: "buf", compact: c)
+                    }
+                }
+                // A non-ignorable tagged field set where the version cannot carry it is an error.
+                for f in tagged where !f.ignorable && !f.taggedVersions.intersect(e.flexible).contains(e.valid) {
+                    let cond = e.versionCond(f.taggedVersions.intersect(e.flexible)) ?? "true"
+                    e.block("if !(\(cond)), self.\(propertyName(f)) != \(try e.defaultExpr(f))") { e in
+                        e.line("throw WireError.fieldNotSupported(field: \(swiftLiteral("\(name).\(plainName(f))")), version: version)")
                     }
                 }
                 if e.hasFlexible {

@@ -77,6 +77,9 @@ public struct BeginQuorumEpochResponse: KafkaResponse {
         for element in self.topics {
             try element.encode(to: &buf, version: version)
         }
+        if !(version >= 1), self.nodeEndpoints != [] {
+            throw WireError.fieldNotSupported(field: "BeginQuorumEpochResponse.nodeEndpoints", version: version)
+        }
         if flexible {
             var tagged = TaggedFieldWriter()
             if version >= 1, self.nodeEndpoints != [] {

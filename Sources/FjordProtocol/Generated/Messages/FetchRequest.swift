@@ -151,6 +151,9 @@ public struct FetchRequest: KafkaRequest {
         if version >= 11 {
             buf.writeKafkaString(self.rackId, compact: flexible)
         }
+        if !(version >= 15), self.replicaState != ReplicaState() {
+            throw WireError.fieldNotSupported(field: "FetchRequest.replicaState", version: version)
+        }
         if flexible {
             var tagged = TaggedFieldWriter()
             if version >= 12, self.clusterId != nil {

@@ -101,6 +101,9 @@ public struct FetchResponse: KafkaResponse {
         for element in self.responses {
             try element.encode(to: &buf, version: version)
         }
+        if !(version >= 16), self.nodeEndpoints != [] {
+            throw WireError.fieldNotSupported(field: "FetchResponse.nodeEndpoints", version: version)
+        }
         if flexible {
             var tagged = TaggedFieldWriter()
             if version >= 16, self.nodeEndpoints != [] {
@@ -287,6 +290,15 @@ extension FetchResponse {
                 throw WireError.fieldNotSupported(field: "PartitionData.preferredReadReplica", version: version)
             }
             buf.writeKafkaNullableBytes(self.records, compact: flexible)
+            if !(version >= 12), self.divergingEpoch != EpochEndOffset() {
+                throw WireError.fieldNotSupported(field: "PartitionData.divergingEpoch", version: version)
+            }
+            if !(version >= 12), self.currentLeader != LeaderIdAndEpoch() {
+                throw WireError.fieldNotSupported(field: "PartitionData.currentLeader", version: version)
+            }
+            if !(version >= 12), self.snapshotId != SnapshotId() {
+                throw WireError.fieldNotSupported(field: "PartitionData.snapshotId", version: version)
+            }
             if flexible {
                 var tagged = TaggedFieldWriter()
                 if version >= 12, self.divergingEpoch != EpochEndOffset() {

@@ -78,6 +78,9 @@ public struct FetchSnapshotResponse: KafkaResponse {
         for element in self.topics {
             try element.encode(to: &buf, version: version)
         }
+        if !(version >= 1), self.nodeEndpoints != [] {
+            throw WireError.fieldNotSupported(field: "FetchSnapshotResponse.nodeEndpoints", version: version)
+        }
         var tagged = TaggedFieldWriter()
         if version >= 1, self.nodeEndpoints != [] {
             var sub = ByteBuffer()

@@ -82,6 +82,9 @@ public struct ProduceResponse: KafkaResponse {
         if version >= 1 {
             buf.writeInteger(self.throttleTimeMs)
         }
+        if !(version >= 10), self.nodeEndpoints != [] {
+            throw WireError.fieldNotSupported(field: "ProduceResponse.nodeEndpoints", version: version)
+        }
         if flexible {
             var tagged = TaggedFieldWriter()
             if version >= 10, self.nodeEndpoints != [] {
@@ -233,6 +236,9 @@ extension ProduceResponse {
             }
             if version >= 8 {
                 buf.writeKafkaNullableString(self.errorMessage, compact: flexible)
+            }
+            if !(version >= 10), self.currentLeader != LeaderIdAndEpoch() {
+                throw WireError.fieldNotSupported(field: "PartitionProduceResponse.currentLeader", version: version)
             }
             if flexible {
                 var tagged = TaggedFieldWriter()

@@ -141,6 +141,9 @@ public struct UpdateMetadataRequest: KafkaRequest {
         for element in self.liveBrokers {
             try element.encode(to: &buf, version: version)
         }
+        if !(version >= 8), self.type != 0 {
+            throw WireError.fieldNotSupported(field: "UpdateMetadataRequest.type", version: version)
+        }
         if flexible {
             var tagged = TaggedFieldWriter()
             if version >= 8, self.type != 0 {

@@ -73,6 +73,9 @@ public struct VoteResponse: KafkaResponse {
         for element in self.topics {
             try element.encode(to: &buf, version: version)
         }
+        if !(version >= 1), self.nodeEndpoints != [] {
+            throw WireError.fieldNotSupported(field: "VoteResponse.nodeEndpoints", version: version)
+        }
         var tagged = TaggedFieldWriter()
         if version >= 1, self.nodeEndpoints != [] {
             var sub = ByteBuffer()

@@ -76,6 +76,9 @@ public struct BrokerRegistrationChangeRecord: KafkaMessage {
         else if self.logDirs != [] {
             throw WireError.fieldNotSupported(field: "BrokerRegistrationChangeRecord.logDirs", version: version)
         }
+        if !(version >= 1), self.inControlledShutdown != 0 {
+            throw WireError.fieldNotSupported(field: "BrokerRegistrationChangeRecord.inControlledShutdown", version: version)
+        }
         var tagged = TaggedFieldWriter()
         if self.fenced != 0 {
             var sub = ByteBuffer()

@@ -175,6 +175,15 @@ public struct PartitionChangeRecord: KafkaMessage {
         }
         buf.writeInteger(self.partitionId)
         buf.writeKafkaUUID(self.topicId)
+        if !(version >= 2), self.eligibleLeaderReplicas != nil {
+            throw WireError.fieldNotSupported(field: "PartitionChangeRecord.eligibleLeaderReplicas", version: version)
+        }
+        if !(version >= 2), self.lastKnownElr != nil {
+            throw WireError.fieldNotSupported(field: "PartitionChangeRecord.lastKnownElr", version: version)
+        }
+        if !(version >= 1), self.directories != nil {
+            throw WireError.fieldNotSupported(field: "PartitionChangeRecord.directories", version: version)
+        }
         var tagged = TaggedFieldWriter()
         if self.isr != nil {
             var sub = ByteBuffer()

@@ -199,6 +199,12 @@ public struct PartitionRecord: KafkaMessage {
         else if self.directories != [] {
             throw WireError.fieldNotSupported(field: "PartitionRecord.directories", version: version)
         }
+        if !(version >= 2), self.eligibleLeaderReplicas != nil {
+            throw WireError.fieldNotSupported(field: "PartitionRecord.eligibleLeaderReplicas", version: version)
+        }
+        if !(version >= 2), self.lastKnownElr != nil {
+            throw WireError.fieldNotSupported(field: "PartitionRecord.lastKnownElr", version: version)
+        }
         var tagged = TaggedFieldWriter()
         if self.leaderRecoveryState != 0 {
             var sub = ByteBuffer()

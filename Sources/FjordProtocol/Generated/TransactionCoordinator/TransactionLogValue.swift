@@ -99,6 +99,15 @@ public struct TransactionLogValue: KafkaMessage {
         }
         buf.writeInteger(self.transactionLastUpdateTimestampMs)
         buf.writeInteger(self.transactionStartTimestampMs)
+        if !(version >= 1), self.previousProducerId != -1 {
+            throw WireError.fieldNotSupported(field: "TransactionLogValue.previousProducerId", version: version)
+        }
+        if !(version >= 1), self.nextProducerId != -1 {
+            throw WireError.fieldNotSupported(field: "TransactionLogValue.nextProducerId", version: version)
+        }
+        if !(version >= 1), self.clientTransactionVersion != 0 {
+            throw WireError.fieldNotSupported(field: "TransactionLogValue.clientTransactionVersion", version: version)
+        }
         if flexible {
             var tagged = TaggedFieldWriter()
             if version >= 1, self.previousProducerId != -1 {
