@@ -97,6 +97,6 @@ let package = Package(
         .testTarget(name: "FjordRecordsTests", dependencies: ["FjordRecords", "FjordTestSupport"], swiftSettings: strict),
         .testTarget(name: "FjordStorageTests", dependencies: ["FjordStorage", "FjordTestSupport"], swiftSettings: strict),
         .testTarget(name: "FjordRaftTests", dependencies: ["FjordRaft", "FjordRecords", "FjordSimulation"], swiftSettings: strict),
-        .testTarget(name: "FjordToolsTests", dependencies: ["FjordTools", "FjordTestSupport"], swiftSettings: strict),
+        .testTarget(name: "FjordToolsTests", dependencies: ["FjordTools", "FjordStorage", "FjordTestSupport"], swiftSettings: strict),
     ]
 )

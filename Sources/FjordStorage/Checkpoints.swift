@@ -28,27 +28,44 @@ public struct TopicPartition: Hashable, Sendable, Comparable, CustomStringConver
     }
 }
 
+/// Kafka's text format for checkpoint files (`*-checkpoint`): a version line `0`, a count
+/// line, then that many entry lines. One reader and writer for all of them.
+enum CheckpointFile {
+    static let version = "0"
+
+    /// Writes `lines` (one entry each, no newline) atomically and durably.
+    static func write(_ path: String, lines: [String]) throws {
+        var s = "\(version)\n\(lines.count)\n"
+        for l in lines { s += l + "\n" }
+        try FileSystem.writeAtomically(path, contents: s)
+    }
+
+    /// The entry lines of the checkpoint at `path`; nil if there is no file.
+    /// - Throws: if the file is malformed (wrong version, count larger than the lines).
+    static func read(_ path: String) throws -> [Substring]? {
+        guard FileSystem.exists(path) else { return nil }
+        let lines = try FileSystem.readString(path).split(separator: "\n", omittingEmptySubsequences: false)
+        guard lines.count >= 2, lines[0] == version, let n = Int(lines[1]), n >= 0, lines.count >= 2 + n else {
+            throw StorageError("malformed checkpoint file \(path)")
+        }
+        return Array(lines[2..<(2 + n)])
+    }
+}
+
 /// Kafka's offset checkpoint files (`recovery-point-offset-checkpoint`,
-/// `log-start-offset-checkpoint`, `replication-offset-checkpoint`): a version line `0`, a
-/// count line, then `topic partition offset` lines. Written atomically.
+/// `log-start-offset-checkpoint`, `replication-offset-checkpoint`,
+/// `cleaner-offset-checkpoint`): ``CheckpointFile`` with `topic partition offset` lines.
 public enum OffsetCheckpointFile {
     public static func write(_ path: String, _ offsets: [TopicPartition: Int64]) throws {
-        var s = "0\n\(offsets.count)\n"
-        for (tp, off) in offsets.sorted(by: { $0.key < $1.key }) {
-            s += "\(tp.topic) \(tp.partition) \(off)\n"
-        }
-        try FileSystem.writeAtomically(path, contents: s)
+        try CheckpointFile.write(path, lines: offsets.sorted(by: { $0.key < $1.key }).map { tp, off in
+            "\(tp.topic) \(tp.partition) \(off)"
+        })
     }
 
     /// Reads a checkpoint; a missing file is empty. A malformed one is an error.
     public static func read(_ path: String) throws -> [TopicPartition: Int64] {
-        guard FileSystem.exists(path) else { return [:] }
-        let lines = try FileSystem.readString(path).split(separator: "\n", omittingEmptySubsequences: false)
-        guard lines.count >= 2, lines[0] == "0", let n = Int(lines[1]), n >= 0, lines.count >= 2 + n else {
-            throw StorageError("malformed checkpoint file \(path)")
-        }
         var out: [TopicPartition: Int64] = [:]
-        for l in lines[2..<(2 + n)] {
+        for l in try CheckpointFile.read(path) ?? [] {
             let parts = l.split(separator: " ")
             guard parts.count == 3, let p = Int32(parts[1]), let o = Int64(parts[2]) else {
                 throw StorageError("malformed line '\(l)' in checkpoint file \(path)")

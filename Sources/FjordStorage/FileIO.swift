@@ -121,6 +121,13 @@ public enum FileSystem {
         }
     }
 
+    /// The inode change time (a rename updates it) in ms since the epoch; 0 if unknown.
+    public static func changeTimeMs(_ path: String) -> Int64 {
+        var st = stat()
+        guard stat(path, &st) == 0 else { return 0 }
+        return Int64(st.st_ctim.tv_sec) * 1000 + Int64(st.st_ctim.tv_nsec) / 1_000_000
+    }
+
     public static func list(_ path: String) throws -> [String] {
         guard let d = opendir(path) else { throw StorageError.errno("cannot list", path) }
         defer { closedir(d) }

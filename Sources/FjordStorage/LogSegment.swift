@@ -13,19 +13,22 @@ public struct FileSlice: Sendable {
     }
 }
 
-/// The position and bounds of one batch in a segment file.
+/// The position and bounds of one batch in a segment file, from its header.
 public struct BatchLocation: Equatable, Sendable {
     public var position: Int
     public var baseOffset: Int64
     public var lastOffset: Int64
     public var size: Int
+    /// The batch header's max timestamp (the log append time for LogAppendTime batches).
+    public var maxTimestamp: Int64
 }
 
 /// One segment of a partition log: `%020d.log` with its `.index` and `.timeindex`
-/// (Kafka's `LogSegment`). Not thread-safe: the owning `PartitionLog` serialises access.
+/// (Kafka's `LogSegment`). Not thread-safe: the owning `PartitionLog` serialises access,
+/// except ``flush()``, which may run concurrently with anything else.
 public final class LogSegment: @unchecked Sendable {
     public let baseOffset: Int64
-    public private(set) var log: StorageFile
+    public let log: StorageFile
     public let offsetIndex: OffsetIndex
     public let timeIndex: TimeIndex
     /// Bytes of log data (the write position).
@@ -68,43 +71,68 @@ public final class LogSegment: @unchecked Sendable {
 
     public var isEmpty: Bool { size == 0 }
 
+    /// Whether `offset` can be stored in this segment (its indexes keep offsets relative to
+    /// the base offset as Int32).
+    public func canConvertToRelativeOffset(_ offset: Int64) -> Bool {
+        let relative = offset - baseOffset
+        return relative >= 0 && relative <= Int64(Int32.max)
+    }
+
     /// Appends batches (already validated, offsets assigned) whose last offset is `lastOffset`.
+    ///
+    /// All or nothing: the bytes are written first, then the index entries; if either step
+    /// throws, the file is cut back and the index entries removed, so the segment's size,
+    /// next offset and indexes still describe the same batches (no offset can be handed out
+    /// twice after a failed append).
     public func append(_ batches: ByteBuffer, lastOffset: Int64, maxTimestamp: Int64, offsetOfMaxTimestamp: Int64) throws {
         let n = batches.readableBytes
         guard n > 0 else { return }
         guard Int64(size) + Int64(n) <= Int64(Int32.max) else {
             throw StorageError("segment \(log.path) would exceed 2 GiB")
         }
+        guard canConvertToRelativeOffset(lastOffset) else {
+            throw StorageError("segment \(log.path): offset \(lastOffset) is out of range for base offset \(baseOffset)")
+        }
         let position = size
-        try log.write(batches, at: position)
+        let newMax = maxTimestamp > maxTimestampSoFar ? (maxTimestamp, offsetOfMaxTimestamp) : (maxTimestampSoFar, offsetOfMaxTimestampSoFar)
+        let addIndexEntry = bytesSinceLastIndexEntry > indexIntervalBytes
+        let (offsetEntries, timeEntries) = (offsetIndex.entries, timeIndex.entries)
+        do {
+            try log.write(batches, at: position)
+            if addIndexEntry {
+                try offsetIndex.append(offset: lastOffset, position: position)
+                try timeIndex.maybeAppend(timestamp: newMax.0, offset: newMax.1)
+            }
+        } catch {
+            offsetIndex.truncate(toEntries: offsetEntries)
+            timeIndex.truncate(toEntries: timeEntries)
+            // Best effort: if even this fails, the stray bytes lie past `size` and the next
+            // append overwrites them.
+            try? log.truncate(to: position)
+            throw error
+        }
         size += n
-        if rollingBasedTimestamp < 0 { rollingBasedTimestamp = maxTimestamp }
-        if maxTimestamp > maxTimestampSoFar {
-            maxTimestampSoFar = maxTimestamp
-            offsetOfMaxTimestampSoFar = offsetOfMaxTimestamp
-        }
-        if bytesSinceLastIndexEntry > indexIntervalBytes {
-            try offsetIndex.append(offset: lastOffset, position: position)
-            try timeIndex.maybeAppend(timestamp: maxTimestampSoFar, offset: offsetOfMaxTimestampSoFar)
-            bytesSinceLastIndexEntry = 0
-        }
-        bytesSinceLastIndexEntry += n
         nextOffset = lastOffset + 1
+        (maxTimestampSoFar, offsetOfMaxTimestampSoFar) = newMax
+        if rollingBasedTimestamp < 0 { rollingBasedTimestamp = maxTimestamp }
+        bytesSinceLastIndexEntry = addIndexEntry ? n : bytesSinceLastIndexEntry + n
     }
 
     /// Reads the 61-byte header of the batch at `position` (nil at end of data).
     func batchHeader(at position: Int) throws -> BatchLocation? {
-        guard position + RecordBatch.Layout.headerSize <= size else { return nil }
-        let h = try log.read(at: position, count: RecordBatch.Layout.headerSize)
-        guard h.readableBytes == RecordBatch.Layout.headerSize,
-              let base = h.getInteger(at: 0, as: Int64.self),
-              let len = h.getInteger(at: RecordBatch.Layout.batchLength, as: Int32.self),
-              let delta = h.getInteger(at: RecordBatch.Layout.lastOffsetDelta, as: Int32.self),
-              len >= RecordBatch.Layout.minimumBatchLength
+        typealias L = RecordBatch.Layout
+        guard position + L.headerSize <= size else { return nil }
+        let h = try log.read(at: position, count: L.headerSize)
+        guard h.readableBytes == L.headerSize,
+              let base = h.getInteger(at: h.readerIndex + L.baseOffset, as: Int64.self),
+              let len = h.getInteger(at: h.readerIndex + L.batchLength, as: Int32.self),
+              let delta = h.getInteger(at: h.readerIndex + L.lastOffsetDelta, as: Int32.self),
+              let maxTs = h.getInteger(at: h.readerIndex + L.maxTimestamp, as: Int64.self),
+              len >= L.minimumBatchLength
         else { return nil }
-        let total = Int(len) + RecordBatch.Layout.logOverhead
+        let total = Int(len) + L.logOverhead
         guard position + total <= size else { return nil }
-        return BatchLocation(position: position, baseOffset: base, lastOffset: base + Int64(delta), size: total)
+        return BatchLocation(position: position, baseOffset: base, lastOffset: base + Int64(delta), size: total, maxTimestamp: maxTs)
     }
 
     /// The first batch whose last offset is ≥ `offset`, searching from the index's hint.
@@ -136,26 +164,17 @@ public final class LogSegment: @unchecked Sendable {
         let hint = timeIndex.lookup(timestamp)
         let startOffset = max(hint.offset, logStartOffset)
         var pos = try translateOffset(startOffset)?.position ?? size
-        while pos < size {
-            let raw = try log.read(at: pos, count: RecordBatch.Layout.headerSize)
-            guard raw.readableBytes == RecordBatch.Layout.headerSize,
-                  let len = raw.getInteger(at: RecordBatch.Layout.batchLength, as: Int32.self),
-                  len >= RecordBatch.Layout.minimumBatchLength
-            else { break }
-            let total = Int(len) + RecordBatch.Layout.logOverhead
-            let batchMax = raw.getInteger(at: RecordBatch.Layout.maxTimestamp, as: Int64.self) ?? -1
-            if batchMax >= timestamp {
+        while let b = try batchHeader(at: pos) {
+            if b.maxTimestamp >= timestamp {
                 // Find the exact record inside the batch.
-                let bytes = try log.read(at: pos, count: total)
-                let batch = try RecordBatch(bytes)
+                let batch = try RecordBatch(try log.read(at: b.position, count: b.size))
                 let logAppend = batch.timestampType == .logAppendTime
                 for record in try batch.records() {
-                    let off = record.offset
                     let ts = logAppend ? batch.maxTimestamp : record.timestamp
-                    if ts >= timestamp && off >= logStartOffset { return (off, ts) }
+                    if ts >= timestamp && record.offset >= logStartOffset { return (record.offset, ts) }
                 }
             }
-            pos += total
+            pos += b.size
         }
         return nil
     }
@@ -175,13 +194,16 @@ public final class LogSegment: @unchecked Sendable {
         let fileSize = try log.size()
         var problem: String? = nil
         let (validBytes, stop) = try SegmentScanner.forEachBatch(in: log, size: fileSize, maxBatchSize: maxBatchSize) { batch, position in
-            if batch.lastOffset < batch.baseOffset || (position > 0 && batch.baseOffset < nextOffset) {
-                problem = "out-of-order offsets at position \(position) (batch \(batch.baseOffset) after \(nextOffset - 1))"
+            if batch.lastOffset < batch.baseOffset || (position > 0 && batch.baseOffset < nextOffset)
+                || !canConvertToRelativeOffset(batch.lastOffset) {
+                problem = "invalid offsets at position \(position) (batch \(batch.baseOffset)...\(batch.lastOffset) after \(nextOffset - 1))"
                 return false
             }
             if bytesSinceLastIndexEntry > indexIntervalBytes {
+                // Rebuilding what the appends wrote: the slot reserved for the roll may be
+                // in use if the segment was rolled with a larger index than it has now.
                 try offsetIndex.append(offset: batch.lastOffset, position: position)
-                try timeIndex.maybeAppend(timestamp: maxTimestampSoFar, offset: offsetOfMaxTimestampSoFar)
+                try timeIndex.maybeAppend(timestamp: maxTimestampSoFar, offset: offsetOfMaxTimestampSoFar, skipFullCheck: true)
                 bytesSinceLastIndexEntry = 0
             }
             bytesSinceLastIndexEntry += batch.sizeInBytes
@@ -206,28 +228,33 @@ public final class LogSegment: @unchecked Sendable {
     public func loadClean(maxBatchSize: Int) throws {
         try offsetIndex.sanityCheck(logSize: size)
         try timeIndex.sanityCheck()
-        var pos = offsetIndex.entries > 0 ? offsetIndex.entry(offsetIndex.entries - 1).position : 0
+        try rescanFromLastIndexEntry()
+    }
+
+    /// Restores next offset, max timestamp, rolling timestamp and the bytes since the last
+    /// index entry from the indexes plus a header-only scan of the batches after the last
+    /// offset index entry. Throws if those headers do not end exactly at `size`.
+    private func rescanFromLastIndexEntry() throws {
+        nextOffset = baseOffset
+        maxTimestampSoFar = -1
+        offsetOfMaxTimestampSoFar = -1
         if let last = timeIndex.lastEntry {
             maxTimestampSoFar = last.timestamp
             offsetOfMaxTimestampSoFar = last.offset
         }
-        // rollingBasedTimestamp: the first batch's max timestamp.
-        if size >= RecordBatch.Layout.headerSize {
-            let h = try log.read(at: 0, count: RecordBatch.Layout.headerSize)
-            rollingBasedTimestamp = h.getInteger(at: RecordBatch.Layout.maxTimestamp, as: Int64.self) ?? -1
-        }
+        rollingBasedTimestamp = try batchHeader(at: 0)?.maxTimestamp ?? -1
+        let start = offsetIndex.entries > 0 ? offsetIndex.entry(offsetIndex.entries - 1).position : 0
+        var pos = start
         while let b = try batchHeader(at: pos) {
-            let h = try log.read(at: b.position + RecordBatch.Layout.maxTimestamp, count: 8)
-            let ts = h.getInteger(at: h.readerIndex, as: Int64.self) ?? -1
-            if ts > maxTimestampSoFar {
-                maxTimestampSoFar = ts
+            if b.maxTimestamp > maxTimestampSoFar {
+                maxTimestampSoFar = b.maxTimestamp
                 offsetOfMaxTimestampSoFar = b.lastOffset
             }
             nextOffset = b.lastOffset + 1
             pos += b.size
         }
         guard pos == size else { throw StorageError("segment \(log.path) has unreadable bytes at \(pos)") }
-        bytesSinceLastIndexEntry = size - (offsetIndex.entries > 0 ? offsetIndex.entry(offsetIndex.entries - 1).position : 0)
+        bytesSinceLastIndexEntry = size - start
     }
 
     /// Removes every batch with offsets ≥ `offset` (whole batches: the batch holding
@@ -240,37 +267,23 @@ public final class LogSegment: @unchecked Sendable {
         timeIndex.truncate(fromOffset: offset)
         try log.truncate(to: b.position)
         size = b.position
-        // Recompute nextOffset / max timestamp from what remains.
-        nextOffset = baseOffset
-        maxTimestampSoFar = -1
-        offsetOfMaxTimestampSoFar = -1
-        if let last = timeIndex.lastEntry {
-            maxTimestampSoFar = last.timestamp
-            offsetOfMaxTimestampSoFar = last.offset
-        }
-        var pos = offsetIndex.entries > 0 ? offsetIndex.entry(offsetIndex.entries - 1).position : 0
-        while let h = try batchHeader(at: pos) {
-            let t = try log.read(at: h.position + RecordBatch.Layout.maxTimestamp, count: 8)
-            let ts = t.getInteger(at: t.readerIndex, as: Int64.self) ?? -1
-            if ts > maxTimestampSoFar { maxTimestampSoFar = ts; offsetOfMaxTimestampSoFar = h.lastOffset }
-            nextOffset = h.lastOffset + 1
-            pos += h.size
-        }
-        if size == 0 { rollingBasedTimestamp = -1 }
-        bytesSinceLastIndexEntry = size - (offsetIndex.entries > 0 ? offsetIndex.entry(offsetIndex.entries - 1).position : 0)
+        try rescanFromLastIndexEntry()
         return removed
     }
 
-    /// fsyncs the log data and the indexes.
+    /// fsyncs the log data and the indexes. Safe to call from any thread while the owner
+    /// appends, rolls, trims or truncates: it only uses file descriptors, which stay valid
+    /// (and the same) for the segment's lifetime.
     public func flush() throws {
         try log.sync()
         try offsetIndex.flush()
         try timeIndex.flush()
     }
 
-    /// The segment stops being the active one: indexes shrink to their data.
+    /// The segment stops being the active one: the time index gets its final entry (in the
+    /// slot reserved for it) and the indexes shrink to their data.
     public func onBecomeInactive() throws {
-        try timeIndex.maybeAppend(timestamp: maxTimestampSoFar, offset: offsetOfMaxTimestampSoFar)
+        try timeIndex.maybeAppend(timestamp: maxTimestampSoFar, offset: offsetOfMaxTimestampSoFar, skipFullCheck: true)
         try offsetIndex.trim()
         try timeIndex.trim()
     }

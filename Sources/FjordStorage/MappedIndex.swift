@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import FjordRecords
 
 /// A memory-mapped, preallocated file of fixed-size big-endian entries, kept sorted by the
 /// caller — the shared machinery of the offset and time indexes (Kafka's `AbstractIndex`).
@@ -9,12 +10,16 @@ import Glibc
 /// number of used entries is the prefix before the trailing all-zero entries. `trim()`
 /// shrinks the file to exactly the used entries (on roll and on close) so an inactive index
 /// is as small as its data.
+///
+/// Not thread-safe, except ``flush()``: it touches only the file descriptor (never the
+/// mapping), so it may run while the owner remaps the file (`trim`, `resize`).
 final class MappedIndex: @unchecked Sendable {
     let path: String
     let entrySize: Int
     private(set) var entries: Int = 0
     private(set) var maxEntries: Int
-    private var fd: CInt
+    /// Stays open (and the same) for the index's lifetime, across remaps.
+    private let fd: CInt
     private var base: UnsafeMutableRawPointer?
     private var mappedBytes: Int
 
@@ -121,10 +126,11 @@ final class MappedIndex: @unchecked Sendable {
         return found
     }
 
-    /// msyncs the mapping.
+    /// Makes the entries durable: `fdatasync` of the file, which on Linux writes back the
+    /// pages dirtied through the shared mapping too (they are the file's page cache). Unlike
+    /// `msync` it needs no valid mapping, so it is safe while the owner remaps the file.
     func flush() throws {
-        guard let base, mappedBytes > 0 else { return }
-        guard msync(base, mappedBytes, MS_SYNC) == 0 else { throw StorageError.errno("cannot msync", path) }
+        guard fdatasync(fd) == 0 else { throw StorageError.errno("cannot fsync", path) }
     }
 
     /// Shrinks the file (and mapping) to the used entries; the index can no longer grow.
@@ -132,22 +138,17 @@ final class MappedIndex: @unchecked Sendable {
         try resize(toBytes: entries * entrySize)
     }
 
-    /// Remaps at a new size (at least the used entries).
+    /// Remaps at a new size (at least the used entries). Dirty pages of the old mapping stay
+    /// in the page cache (the mapping is shared), so nothing is lost by unmapping.
     func resize(toBytes bytes: Int) throws {
         let newBytes = max(entries, bytes / entrySize) * entrySize
         if newBytes == mappedBytes { return }
-        if let base { msync(base, mappedBytes, MS_SYNC); munmap(base, mappedBytes) }
+        if let base { munmap(base, mappedBytes) }
         base = nil
         guard ftruncate(fd, off_t(newBytes)) == 0 else { throw StorageError.errno("cannot resize index", path) }
         mappedBytes = newBytes
         maxEntries = newBytes / entrySize
         try map()
-    }
-
-    /// Renames the file (the fd stays valid).
-    func rename(to newPath: String) throws -> String {
-        try FileSystem.rename(path, newPath)
-        return newPath
     }
 }
 
@@ -190,7 +191,7 @@ public final class OffsetIndex: @unchecked Sendable {
                 throw StorageError("offset index \(path): entry (\(offset), \(position)) not after (\(last.offset), \(last.position))")
             }
         }
-        guard offset - baseOffset <= Int64(Int32.max), position <= Int(Int32.max) else {
+        guard offset >= baseOffset, offset - baseOffset <= Int64(Int32.max), position <= Int(Int32.max) else {
             throw StorageError("offset index \(path): entry (\(offset), \(position)) out of range")
         }
         let i = try index.appendSlot()
@@ -205,6 +206,9 @@ public final class OffsetIndex: @unchecked Sendable {
     }
 
     public func reset() { index.truncate(toEntries: 0) }
+
+    /// Keeps the first `n` entries (undoing appends that must not stay).
+    func truncate(toEntries n: Int) { index.truncate(toEntries: n) }
 
     /// Entries must be strictly increasing and inside the log file.
     public func sanityCheck(logSize: Int) throws {
@@ -238,7 +242,10 @@ public final class TimeIndex: @unchecked Sendable {
     }
 
     public var entries: Int { index.entries }
-    public var isFull: Bool { index.isFull }
+
+    /// Full one entry early, as Kafka's `TimeIndex`: the last slot is reserved for the entry
+    /// `LogSegment.onBecomeInactive()` adds when the segment is rolled.
+    public var isFull: Bool { index.entries >= index.maxEntries - 1 }
 
     public func entry(_ i: Int) -> (timestamp: Int64, offset: Int64) {
         (index.readInt64(i, 0), baseOffset + Int64(index.readInt32(i, 8)))
@@ -255,15 +262,27 @@ public final class TimeIndex: @unchecked Sendable {
         return entry(i)
     }
 
-    /// Adds an entry if `timestamp` is larger than the last one's.
-    public func maybeAppend(timestamp: Int64, offset: Int64) throws {
-        if let last = lastEntry {
-            guard timestamp > last.timestamp else { return }
-            guard offset >= last.offset else { return }
+    /// Adds an entry if `timestamp` is larger than the last one's — or, for an empty index,
+    /// than -1 (no timestamp): batches without timestamps never add entries. `skipFullCheck`
+    /// lets the roll use the reserved last slot (see ``isFull``).
+    /// - Throws: if the index is full, or `offset` is before the last entry's or does not fit
+    ///   in a relative offset (Int32) from the base offset.
+    public func maybeAppend(timestamp: Int64, offset: Int64, skipFullCheck: Bool = false) throws {
+        let last = lastEntry ?? (RecordBatch.noTimestamp, baseOffset)
+        guard timestamp > last.timestamp else { return }
+        guard offset >= last.offset else {
+            throw StorageError("time index \(path): offset \(offset) is before the last entry's \(last.offset)")
+        }
+        let relative = offset - baseOffset
+        guard relative >= 0, relative <= Int64(Int32.max) else {
+            throw StorageError("time index \(path): offset \(offset) is out of range for base offset \(baseOffset)")
+        }
+        if !skipFullCheck && isFull {
+            throw StorageError("time index \(path) is full (\(index.maxEntries) entries)")
         }
         let i = try index.appendSlot()
         index.writeInt64(i, 0, timestamp)
-        index.writeInt32(i, 8, Int32(offset - baseOffset))
+        index.writeInt32(i, 8, Int32(relative))
     }
 
     public func truncate(fromOffset offset: Int64) {
@@ -272,6 +291,9 @@ public final class TimeIndex: @unchecked Sendable {
     }
 
     public func reset() { index.truncate(toEntries: 0) }
+
+    /// Keeps the first `n` entries (undoing appends that must not stay).
+    func truncate(toEntries n: Int) { index.truncate(toEntries: n) }
 
     public func sanityCheck() throws {
         var lastTs = Int64.min, lastOffset: Int64 = -1

@@ -41,22 +41,39 @@ public struct LogReadInfo: Sendable {
     public var logEndOffset: Int64
 }
 
+/// Who appends as leader (Kafka's `AppendOrigin`); it decides what the batches may hold.
+public enum AppendOrigin: Sendable {
+    /// A producer. Control batches are refused with INVALID_RECORD, as Kafka does.
+    case client
+    /// A broker-side coordinator (groups, transactions) writing records and markers.
+    case coordinator
+    /// The KRaft leader: every batch must already carry the epoch it is appended with.
+    case raftLeader
+}
+
 /// A partition's log: an ordered set of segments in `<log.dir>/<topic>-<partition>/`
 /// (Kafka's `UnifiedLog` + `LocalLog`). Thread-safe: appends, reads and maintenance take an
-/// internal lock; fsyncs for `flush(upTo:)` run outside it so appends continue meanwhile.
+/// internal lock; the fsyncs of `flush(upTo:)` run outside it so appends continue meanwhile.
 public final class PartitionLog: @unchecked Sendable {
     public let dir: String
     public let topicPartition: TopicPartition
     private let lock = NIOLock()
     private var _config: LogConfig
+    /// Oldest first, never empty; the last one is the active segment.
     private var segments: [LogSegment]
     private var _logStartOffset: Int64
     private var _recoveryPoint: Int64
-    private var _highWatermark: Int64 = 0
+    private var _highWatermark: Int64
+    private var _cleanerCheckpoint: Int64
+    private var epochCache: LeaderEpochCache
+    /// Bumped by every truncation. Work started before one (a flush, a cleaning pass) must not
+    /// publish what it computed from the old log.
+    private var truncationGeneration: UInt64 = 0
     private var unflushedMessages: Int64 = 0
     private var lastFlushMs: Int64
-    private var flushing = false
-    public let leaderEpochCache: LeaderEpochCache
+    /// `.deleted` files renamed by this process → the `nowMs` of the retention pass that
+    /// renamed them, so `file.delete.delay.ms` is measured with the caller's clock.
+    private var deletedFileTimes: [String: Int64] = [:]
     let logger: Logger
 
     // MARK: opening
@@ -64,20 +81,33 @@ public final class PartitionLog: @unchecked Sendable {
     /// Opens (creating if needed) the log in `dir`, recovering after an unclean shutdown:
     /// every segment from the recovery point on is scanned, a torn or corrupt tail is cut
     /// off (and logged with its offset and position), indexes are rebuilt.
+    ///
+    /// - Parameters:
+    ///   - recoveryPoint: offsets below it were fsynced (`recovery-point-offset-checkpoint`).
+    ///   - logStartOffset: from `log-start-offset-checkpoint`.
+    ///   - highWatermark: from `replication-offset-checkpoint`; clamped into [log start, LEO].
+    ///     Without one the high watermark starts at the log start offset.
+    ///   - cleanerCheckpoint: from `cleaner-offset-checkpoint`; reset to the log start when
+    ///     outside [log start, LEO].
     public init(dir: String, topicPartition: TopicPartition, config: LogConfig, recoveryPoint: Int64 = 0,
-                logStartOffset: Int64 = 0, hadCleanShutdown: Bool = false, nowMs: Int64,
-                logger: Logger = Logger(label: "fjord.log")) throws {
+                logStartOffset: Int64 = 0, highWatermark: Int64? = nil, cleanerCheckpoint: Int64? = nil,
+                hadCleanShutdown: Bool = false, nowMs: Int64, logger: Logger = Logger(label: "fjord.log")) throws {
         self.dir = dir
         self.topicPartition = topicPartition
         self._config = config
         self.logger = logger
         self.lastFlushMs = nowMs
         try FileSystem.createDirectory(dir)
-        self.leaderEpochCache = try LeaderEpochCache(dir: dir)
+        self.epochCache = try LeaderEpochCache(dir: dir)
         self.segments = []
         self._logStartOffset = logStartOffset
         self._recoveryPoint = recoveryPoint
+        self._highWatermark = logStartOffset
+        self._cleanerCheckpoint = logStartOffset
         try load(hadCleanShutdown: hadCleanShutdown, nowMs: nowMs)
+        let leo = activeSegment.nextOffset
+        _highWatermark = min(max(highWatermark ?? _logStartOffset, _logStartOffset), leo)
+        if let c = cleanerCheckpoint, c >= _logStartOffset, c <= leo { _cleanerCheckpoint = c } else { _cleanerCheckpoint = _logStartOffset }
     }
 
     private func load(hadCleanShutdown: Bool, nowMs: Int64) throws {
@@ -112,8 +142,7 @@ public final class PartitionLog: @unchecked Sendable {
                 try FileSystem.remove(dir + "/" + name)
             }
         }
-        let sorted = bases.sorted()
-        for base in sorted {
+        for base in bases.sorted() {
             // A non-empty log without its offset index (deleted, or a finished swap): rebuild.
             if !FileSystem.exists(dir + "/" + LogSegment.fileName(base, ".index")) { forceRecovery.insert(base) }
             let seg = try LogSegment(dir: dir, baseOffset: base, indexIntervalBytes: _config.indexIntervalBytes,
@@ -142,7 +171,7 @@ public final class PartitionLog: @unchecked Sendable {
             needsRecovery = true
             let r = try seg.recover(maxBatchSize: Int(Int32.max)) { batch in
                 if batch.partitionLeaderEpoch >= 0 {
-                    try self.leaderEpochCache.assign(epoch: batch.partitionLeaderEpoch, startOffset: batch.baseOffset)
+                    try self.epochCache.assign(epoch: batch.partitionLeaderEpoch, startOffset: batch.baseOffset)
                 }
             }
             if r.truncatedBytes > 0 {
@@ -162,19 +191,27 @@ public final class PartitionLog: @unchecked Sendable {
             }
             segments.removeSubrange((i + 1)...)
         }
+        // An empty segment at the end, above the recovery point, holds nothing that was
+        // acknowledged as durable: its file was created (the directory is synced on a roll)
+        // but its data, and maybe the tail of the segment before it, never reached the disk.
+        // Keeping it would put the log end at its base offset, past offsets that are gone.
+        if !hadCleanShutdown {
+            while segments.count > 1, activeSegment.isEmpty, activeSegment.baseOffset > _recoveryPoint {
+                let seg = segments.removeLast()
+                logger.warning("deleting empty segment after unclean shutdown", metadata: ["segment": "\(seg.log.path)"])
+                for f in seg.files { try FileSystem.remove(f) }
+            }
+        }
         // The active segment keeps preallocated indexes; the others are trimmed.
         for seg in segments.dropLast() { try seg.offsetIndex.trim(); try seg.timeIndex.trim() }
-        try segments.last!.offsetIndex.resize(maxIndexSize: _config.segmentIndexBytes)
-        try segments.last!.timeIndex.resize(maxIndexSize: _config.segmentIndexBytes)
-        let leo = segments.last!.nextOffset
-        // Empty trailing segments are fine; an empty active segment's next offset is its base.
-        _logStartOffset = max(_logStartOffset, segments.first!.baseOffset)
-        if _logStartOffset > leo { _logStartOffset = leo }
-        try leaderEpochCache.truncate(fromEnd: leo)
-        try leaderEpochCache.truncate(fromStart: _logStartOffset)
+        try activeSegment.offsetIndex.resize(maxIndexSize: _config.segmentIndexBytes)
+        try activeSegment.timeIndex.resize(maxIndexSize: _config.segmentIndexBytes)
+        let leo = activeSegment.nextOffset
+        _logStartOffset = min(max(_logStartOffset, segments[0].baseOffset), leo)
+        try epochCache.truncate(fromEnd: leo)
+        try epochCache.truncate(fromStart: _logStartOffset)
         _recoveryPoint = needsRecovery ? leo : min(max(_recoveryPoint, _logStartOffset), leo)
         if needsRecovery { try flushAllLocked() }
-        _highWatermark = min(_highWatermark, leo)
     }
 
     private func newSegment(base: Int64, nowMs: Int64) throws -> LogSegment {
@@ -187,13 +224,16 @@ public final class PartitionLog: @unchecked Sendable {
 
     // MARK: state
 
+    /// The segment appends go to.
+    private var activeSegment: LogSegment { segments[segments.count - 1] }
+
     public var config: LogConfig {
         get { lock.withLock { _config } }
         set { lock.withLock { _config = newValue } }
     }
 
     public var logStartOffset: Int64 { lock.withLock { _logStartOffset } }
-    public var logEndOffset: Int64 { lock.withLock { segments.last!.nextOffset } }
+    public var logEndOffset: Int64 { lock.withLock { activeSegment.nextOffset } }
     public var recoveryPoint: Int64 { lock.withLock { _recoveryPoint } }
     public var segmentCount: Int { lock.withLock { segments.count } }
     public var segmentBaseOffsets: [Int64] { lock.withLock { segments.map(\.baseOffset) } }
@@ -202,145 +242,199 @@ public final class PartitionLog: @unchecked Sendable {
     /// The high watermark: never above the log end offset, never below the log start.
     public var highWatermark: Int64 {
         get { lock.withLock { _highWatermark } }
-        set { lock.withLock { _highWatermark = min(max(newValue, _logStartOffset), segments.last!.nextOffset) } }
+        set { lock.withLock { _highWatermark = min(max(newValue, _logStartOffset), activeSegment.nextOffset) } }
     }
 
-    /// The high watermark, for code already holding the lock (`withSegments`).
-    var highWatermarkUnlocked: Int64 { _highWatermark }
+    /// Where the cleaner's next pass starts (everything below is clean), persisted by
+    /// `LogManager` in `cleaner-offset-checkpoint`. Lowered by truncation.
+    public var cleanerCheckpoint: Int64 { lock.withLock { _cleanerCheckpoint } }
+
+    /// A copy of the leader epoch cache (it changes only with the log, under its lock).
+    public var leaderEpochCache: LeaderEpochCache { lock.withLock { epochCache } }
+
+    /// OffsetForLeaderEpoch: the largest epoch ≤ `epoch` and where it ends, read together
+    /// with the log end offset (see `LeaderEpochCache.endOffset(for:logEndOffset:)` for
+    /// Kafka's exact answers; (-1, -1) when undefined).
+    public func endOffset(forLeaderEpoch epoch: Int32) -> (epoch: Int32, endOffset: Int64) {
+        lock.withLock { epochCache.endOffset(for: epoch, logEndOffset: activeSegment.nextOffset) }
+    }
 
     // MARK: append
 
-    /// Validates producer batches and appends them with offsets assigned from the log end
-    /// (Kafka's leader append): CRC and structure checked once, `max.message.bytes`
-    /// enforced, the leader epoch stamped, LogAppendTime applied when configured.
+    /// Validates batches and appends them with offsets assigned from the log end (Kafka's
+    /// leader append): CRC and structure checked once, `max.message.bytes` enforced, the
+    /// leader epoch stamped, the max timestamp set from the records (CreateTime) or to
+    /// `nowMs` (LogAppendTime), as Kafka's `LogValidator` does.
+    ///
+    /// - Throws: `LogAppendError` with the produce response's error: `NOT_LEADER_OR_FOLLOWER`
+    ///   if `leaderEpoch` is older than the latest epoch in the log (a deposed leader);
+    ///   `INVALID_RECORD` for a client's control batch or a KRaft batch not stamped with
+    ///   `leaderEpoch`; `CORRUPT_MESSAGE`, `MESSAGE_TOO_LARGE`, `RECORD_LIST_TOO_LARGE`, …
     @discardableResult
-    public func appendAsLeader(_ records: ByteBuffer, leaderEpoch: Int32, nowMs: Int64) throws -> LogAppendInfo {
+    public func appendAsLeader(_ records: ByteBuffer, leaderEpoch: Int32, nowMs: Int64, origin: AppendOrigin = .client) throws -> LogAppendInfo {
         try lock.withLock {
+            typealias L = RecordBatch.Layout
             let cfg = _config
             var buf = records
             if buf.readableBytes > cfg.segmentBytes {
                 throw LogAppendError(.recordListTooLarge, "\(buf.readableBytes) bytes exceed segment.bytes \(cfg.segmentBytes)")
             }
-            let plan = try validate(buf, cfg: cfg, assignFrom: segments.last!.nextOffset, nowMs: nowMs)
-            // Rewrite headers in place (base offset, leader epoch; LogAppendTime re-CRCs).
-            for b in plan.batches {
-                buf.setInteger(b.assignedBase, at: buf.readerIndex + b.position)
-                buf.setInteger(leaderEpoch, at: buf.readerIndex + b.position + RecordBatch.Layout.partitionLeaderEpoch)
-                if cfg.messageTimestampType == .logAppendTime {
-                    var batch = try RecordBatch(buf.getSlice(at: buf.readerIndex + b.position, length: b.size)!)
-                    batch.setLogAppendTime(nowMs)
-                    buf.setBuffer(batch.buffer, at: buf.readerIndex + b.position)
+            guard leaderEpoch >= 0 else {
+                throw LogAppendError(.unknownServerError, "invalid leader epoch \(leaderEpoch) for an append to \(topicPartition)")
+            }
+            if let latest = epochCache.latestEpoch, leaderEpoch < latest {
+                throw LogAppendError(.notLeaderOrFollower, "leader epoch \(leaderEpoch) is older than the latest epoch \(latest) in the log of \(topicPartition)")
+            }
+            let leo = activeSegment.nextOffset
+            var plan = try validate(buf, cfg: cfg, mode: .leader(assignFrom: leo, leaderEpoch: leaderEpoch, origin: origin))
+            guard !plan.batches.isEmpty else { return plan.summary(logStartOffset: _logStartOffset) }
+            // Rewrite headers in place: base offset and leader epoch (outside the CRC), and the
+            // max timestamp Kafka would write (then the CRC is recomputed).
+            for i in plan.batches.indices {
+                let b = plan.batches[i]
+                let at = buf.readerIndex + b.position
+                buf.setInteger(b.baseOffset, at: at + L.baseOffset)
+                buf.setInteger(leaderEpoch, at: at + L.partitionLeaderEpoch)
+                let (ts, type): (Int64, TimestampType) = cfg.messageTimestampType == .logAppendTime
+                    ? (nowMs, .logAppendTime) : (b.recordsMaxTimestamp, .createTime)
+                if b.maxTimestamp != ts || b.timestampType != type {
+                    var batch = try RecordBatch(buf.getSlice(at: at, length: b.size)!)
+                    batch.setMaxTimestamp(ts, timestampType: type)
+                    buf.setBuffer(batch.buffer, at: at)
+                    plan.batches[i].maxTimestamp = ts
+                    plan.batches[i].timestampType = type
                 }
             }
-            var info = plan.info
+            var info = plan.summary(logStartOffset: _logStartOffset)
             if cfg.messageTimestampType == .logAppendTime {
-                info.maxTimestamp = nowMs
                 info.logAppendTime = nowMs
                 info.offsetOfMaxTimestamp = info.lastOffset
             }
-            if leaderEpochCache.latestEpoch.map({ leaderEpoch > $0 }) ?? true {
-                try leaderEpochCache.assign(epoch: leaderEpoch, startOffset: info.firstOffset)
+            try epochCache.assign(epoch: leaderEpoch, startOffset: info.firstOffset)
+            do {
+                try appendLocked(buf, batches: plan.batches, nowMs: nowMs)
+            } catch {
+                try? epochCache.truncate(fromEnd: activeSegment.nextOffset)
+                throw error
             }
-            try appendLocked(buf, info: info, nowMs: nowMs)
             info.logStartOffset = _logStartOffset
             return info
         }
     }
 
-    /// Appends batches replicated from the leader, keeping their offsets (which must start at
-    /// the log end offset) and epochs.
+    /// Appends batches replicated from the leader, keeping their offsets (the first must be
+    /// at or after the log end offset) and epochs. A partial batch at the end — a fetch
+    /// response cut by its byte limit — is ignored, as Kafka's follower does; the next fetch
+    /// starts at the returned `lastOffset + 1`.
     @discardableResult
     public func appendAsFollower(_ records: ByteBuffer, nowMs: Int64) throws -> LogAppendInfo {
         try lock.withLock {
-            let plan = try validate(records, cfg: _config, assignFrom: nil, nowMs: nowMs)
-            guard plan.info.batchCount > 0 else { return plan.info }
-            let leo = segments.last!.nextOffset
-            guard plan.info.firstOffset >= leo else {
-                throw LogAppendError(.unknownServerError, "out of order offsets: first offset \(plan.info.firstOffset) is below the log end offset \(leo)")
+            let plan = try validate(records, cfg: _config, mode: .follower)
+            var info = plan.summary(logStartOffset: _logStartOffset)
+            guard !plan.batches.isEmpty else { return info }
+            let leo = activeSegment.nextOffset
+            guard info.firstOffset >= leo else {
+                throw LogAppendError(.unknownServerError, "out of order offsets: first offset \(info.firstOffset) is below the log end offset \(leo)")
             }
             for b in plan.batches where b.leaderEpoch >= 0 {
-                if leaderEpochCache.latestEpoch.map({ b.leaderEpoch > $0 }) ?? true {
-                    try leaderEpochCache.assign(epoch: b.leaderEpoch, startOffset: b.assignedBase)
+                let conflicts = try epochCache.assign(epoch: b.leaderEpoch, startOffset: b.baseOffset)
+                if !conflicts.isEmpty {
+                    logger.warning("new leader epoch truncated conflicting epoch entries", metadata: [
+                        "partition": "\(topicPartition)", "epoch": "\(b.leaderEpoch)", "startOffset": "\(b.baseOffset)",
+                        "removed": "\(conflicts)",
+                    ])
                 }
             }
-            var info = plan.info
-            try appendLocked(records, info: info, nowMs: nowMs)
+            do {
+                try appendLocked(records.getSlice(at: records.readerIndex, length: plan.validBytes)!, batches: plan.batches, nowMs: nowMs)
+            } catch {
+                try? epochCache.truncate(fromEnd: activeSegment.nextOffset)
+                throw error
+            }
             info.logStartOffset = _logStartOffset
             return info
         }
     }
 
+    /// One validated batch of an append, at `position` in the appended bytes.
     private struct PlannedBatch {
         var position: Int
         var size: Int
-        var assignedBase: Int64
+        var baseOffset: Int64
+        var lastOffset: Int64
         var leaderEpoch: Int32
+        var recordCount: Int
+        var timestampType: TimestampType
+        /// The header's max timestamp (after any rewrite).
+        var maxTimestamp: Int64
+        /// The largest record timestamp (leader appends only; the records are not read for
+        /// follower appends).
+        var recordsMaxTimestamp: Int64
     }
 
-    /// Checks every batch (framing, magic, CRC, size, records) and computes offsets.
-    private func validate(_ records: ByteBuffer, cfg: LogConfig, assignFrom: Int64?, nowMs: Int64) throws -> (batches: [PlannedBatch], info: LogAppendInfo) {
+    private struct AppendPlan {
         var batches: [PlannedBatch] = []
-        var next = assignFrom ?? -1
-        var first: Int64 = -1, last: Int64 = -1
-        var maxTs: Int64 = -1, offsetOfMaxTs: Int64 = -1
-        var recordCount = 0
+        /// Bytes of whole batches from the start (a follower's trailing partial batch excluded).
+        var validBytes = 0
+
+        func summary(logStartOffset: Int64) -> LogAppendInfo {
+            var maxTs: Int64 = -1, offsetOfMaxTs: Int64 = -1
+            for b in batches where b.maxTimestamp > maxTs { (maxTs, offsetOfMaxTs) = (b.maxTimestamp, b.lastOffset) }
+            return LogAppendInfo(firstOffset: batches.first?.baseOffset ?? -1, lastOffset: batches.last?.lastOffset ?? -1,
+                                 maxTimestamp: maxTs, offsetOfMaxTimestamp: offsetOfMaxTs, logAppendTime: -1,
+                                 logStartOffset: logStartOffset, batchCount: batches.count,
+                                 recordCount: batches.reduce(0) { $0 + $1.recordCount }, validBytes: validBytes)
+        }
+    }
+
+    private enum ValidationMode {
+        /// Offsets assigned from `assignFrom`; records walked and checked.
+        case leader(assignFrom: Int64, leaderEpoch: Int32, origin: AppendOrigin)
+        /// Offsets kept; batch headers and CRCs checked (Kafka's follower does not read records).
+        case follower
+    }
+
+    /// Checks every batch (framing, magic, CRC, size, and for the leader the records) and
+    /// computes offsets.
+    private func validate(_ records: ByteBuffer, cfg: LogConfig, mode: ValidationMode) throws -> AppendPlan {
+        var plan = AppendPlan()
         var prevLast: Int64 = -1
-        for item in RecordBatchReader(records, maxBatchSize: Int(Int32.max)) {
+        reading: for item in RecordBatchReader(records, maxBatchSize: Int(Int32.max)) {
             switch item {
             case let .batch(batch, position):
-                if batch.sizeInBytes > cfg.maxMessageBytes {
-                    throw LogAppendError(.messageTooLarge, "batch of \(batch.sizeInBytes) bytes exceeds max.message.bytes \(cfg.maxMessageBytes)")
-                }
                 do { try batch.validate() } catch {
                     throw LogAppendError(.corruptMessage, "batch at position \(position): \(error)")
                 }
-                let count = Int(batch.recordCount)
-                if assignFrom != nil && (count <= 0 || Int(batch.lastOffsetDelta) != count - 1) {
-                    throw LogAppendError(.invalidRecord, "batch has \(count) records but last offset delta \(batch.lastOffsetDelta)")
-                }
-                // Walk the records once (decompressing if needed) to check their structure,
-                // offset deltas and, on compacted topics, keys. No per-record allocation.
-                var expectedDelta: Int32 = 0
-                var batchMax: Int64 = -1
-                do {
-                    var it = try batch.makeRecordIterator(maxDecompressedBytes: cfg.maxDecompressedBytes)
-                    while let r = try it.next() {
-                        if assignFrom != nil && r.offsetDelta != expectedDelta {
-                            throw LogAppendError(.invalidRecord, "record offset delta \(r.offsetDelta), expected \(expectedDelta)")
-                        }
-                        if cfg.isCompacted && !batch.isControl && r.key == nil {
-                            throw LogAppendError(.invalidRecord, "Compacted topic cannot accept message without key in topic partition \(topicPartition).")
-                        }
-                        if r.timestamp > batchMax { batchMax = r.timestamp }
-                        expectedDelta &+= 1
-                    }
-                } catch let e as LogAppendError {
-                    throw e
-                } catch {
-                    throw LogAppendError(.corruptMessage, "batch at position \(position): \(error)")
-                }
-                if assignFrom != nil && Int(expectedDelta) != count {
-                    throw LogAppendError(.invalidRecord, "batch declares \(count) records but holds \(expectedDelta)")
-                }
                 let base: Int64
-                if assignFrom != nil {
-                    base = next
-                    next += Int64(batch.lastOffsetDelta) + 1
-                } else {
+                var recordsMax: Int64 = -1
+                switch mode {
+                case let .leader(assignFrom, leaderEpoch, origin):
+                    if batch.sizeInBytes > cfg.maxMessageBytes {
+                        throw LogAppendError(.messageTooLarge, "batch of \(batch.sizeInBytes) bytes exceeds max.message.bytes \(cfg.maxMessageBytes)")
+                    }
+                    if origin == .client && batch.isControl {
+                        throw LogAppendError(.invalidRecord, "Clients are not allowed to write control records (batch at position \(position))")
+                    }
+                    if origin == .raftLeader && batch.partitionLeaderEpoch != leaderEpoch {
+                        throw LogAppendError(.invalidRecord, "Append from Raft leader did not set the batch epoch correctly, expected \(leaderEpoch) but the batch has \(batch.partitionLeaderEpoch)")
+                    }
+                    recordsMax = try checkRecords(batch, position: position, cfg: cfg)
+                    base = plan.batches.last.map { $0.lastOffset + 1 } ?? assignFrom
+                case .follower:
                     base = batch.baseOffset
                     if base <= prevLast {
                         throw LogAppendError(.unknownServerError, "out of order offsets in replicated batches at \(base)")
                     }
                 }
-                let lastOff = base + Int64(batch.lastOffsetDelta)
-                prevLast = lastOff
-                if first < 0 { first = base }
-                last = lastOff
-                let ts = batch.timestampType == .logAppendTime ? batch.maxTimestamp : max(batch.maxTimestamp, batchMax)
-                if ts > maxTs { maxTs = ts; offsetOfMaxTs = lastOff }
-                recordCount += count
-                batches.append(PlannedBatch(position: position, size: batch.sizeInBytes, assignedBase: base, leaderEpoch: batch.partitionLeaderEpoch))
+                let last = base + Int64(batch.lastOffsetDelta)
+                prevLast = last
+                plan.batches.append(PlannedBatch(position: position, size: batch.sizeInBytes, baseOffset: base, lastOffset: last,
+                                                 leaderEpoch: batch.partitionLeaderEpoch, recordCount: Int(batch.recordCount),
+                                                 timestampType: batch.timestampType, maxTimestamp: batch.maxTimestamp,
+                                                 recordsMaxTimestamp: recordsMax))
+                plan.validBytes = position + batch.sizeInBytes
             case let .truncated(position, available, _):
+                if case .follower = mode { break reading }
                 throw LogAppendError(.corruptMessage, "partial batch at position \(position) (\(available) bytes)")
             case let .corrupt(position, error):
                 if case .unsupportedMagic = error {
@@ -352,48 +446,96 @@ public final class PartitionLog: @unchecked Sendable {
                 throw LogAppendError(.corruptMessage, "batch at position \(position): \(error)")
             }
         }
-        if batches.isEmpty && records.readableBytes > 0 {
+        if case .leader = mode, plan.batches.isEmpty, records.readableBytes > 0 {
             throw LogAppendError(.corruptMessage, "no complete batch in \(records.readableBytes) bytes")
         }
-        let info = LogAppendInfo(firstOffset: first, lastOffset: last, maxTimestamp: maxTs, offsetOfMaxTimestamp: offsetOfMaxTs,
-                                 logAppendTime: -1, logStartOffset: _logStartOffset, batchCount: batches.count,
-                                 recordCount: recordCount, validBytes: records.readableBytes)
-        return (batches, info)
+        return plan
     }
 
-    private func appendLocked(_ records: ByteBuffer, info: LogAppendInfo, nowMs: Int64) throws {
-        guard info.batchCount > 0 else { return }
-        var seg = segments.last!
-        if shouldRoll(seg, incomingBytes: records.readableBytes, maxTimestamp: info.maxTimestamp, lastOffset: info.lastOffset, nowMs: nowMs) {
-            seg = try rollLocked(base: info.firstOffset, nowMs: nowMs)
+    /// A leader's check of one batch's records (decompressing if needed, without per-record
+    /// allocation): count and offset deltas, keys on compacted topics. Returns the largest
+    /// record timestamp.
+    private func checkRecords(_ batch: RecordBatch, position: Int, cfg: LogConfig) throws -> Int64 {
+        let count = Int(batch.recordCount)
+        if count <= 0 || Int(batch.lastOffsetDelta) != count - 1 {
+            throw LogAppendError(.invalidRecord, "batch has \(count) records but last offset delta \(batch.lastOffsetDelta)")
         }
-        try seg.append(records, lastOffset: info.lastOffset, maxTimestamp: info.maxTimestamp, offsetOfMaxTimestamp: info.offsetOfMaxTimestamp)
-        unflushedMessages += Int64(info.recordCount)
+        var expectedDelta: Int32 = 0
+        var recordsMax: Int64 = -1
+        do {
+            var it = try batch.makeRecordIterator(maxDecompressedBytes: cfg.maxDecompressedBytes)
+            while let r = try it.next() {
+                if r.offsetDelta != expectedDelta {
+                    throw LogAppendError(.invalidRecord, "record offset delta \(r.offsetDelta), expected \(expectedDelta)")
+                }
+                if cfg.isCompacted && !batch.isControl && r.key == nil {
+                    throw LogAppendError(.invalidRecord, "Compacted topic cannot accept message without key in topic partition \(topicPartition).")
+                }
+                // The stored timestamp: for a LogAppendTime batch `r.timestamp` is the header's.
+                let ts = batch.baseTimestamp &+ r.timestampDelta
+                if ts > recordsMax { recordsMax = ts }
+                expectedDelta &+= 1
+            }
+        } catch let e as LogAppendError {
+            throw e
+        } catch {
+            throw LogAppendError(.corruptMessage, "batch at position \(position): \(error)")
+        }
+        if Int(expectedDelta) != count {
+            throw LogAppendError(.invalidRecord, "batch declares \(count) records but holds \(expectedDelta)")
+        }
+        return recordsMax
+    }
+
+    /// Appends validated batches to the active segment, rolling first when needed. Batches
+    /// whose offsets or bytes cannot share one segment (a follower catching up across large
+    /// offset gaps) go one by one, each rolling as it must.
+    private func appendLocked(_ records: ByteBuffer, batches: [PlannedBatch], nowMs: Int64) throws {
+        guard let first = batches.first, let last = batches.last else { return }
+        if last.lastOffset - first.baseOffset <= Int64(Int32.max) && records.readableBytes <= _config.segmentBytes {
+            try appendToActiveSegment(records, batches[...], nowMs: nowMs)
+        } else {
+            for (i, b) in batches.enumerated() {
+                try appendToActiveSegment(records.getSlice(at: records.readerIndex + b.position, length: b.size)!, batches[i...i], nowMs: nowMs)
+            }
+        }
+        unflushedMessages += Int64(batches.reduce(0) { $0 + $1.recordCount })
         if unflushedMessages >= _config.flushMessages {
             try flushAllLocked()
         }
     }
 
+    private func appendToActiveSegment(_ bytes: ByteBuffer, _ batches: ArraySlice<PlannedBatch>, nowMs: Int64) throws {
+        var maxTs: Int64 = -1, offsetOfMaxTs: Int64 = -1
+        for b in batches where b.maxTimestamp > maxTs { (maxTs, offsetOfMaxTs) = (b.maxTimestamp, b.lastOffset) }
+        let firstOffset = batches.first!.baseOffset, lastOffset = batches.last!.lastOffset
+        var seg = activeSegment
+        if shouldRoll(seg, incomingBytes: bytes.readableBytes, maxTimestamp: maxTs, lastOffset: lastOffset, nowMs: nowMs) {
+            seg = try rollLocked(base: firstOffset, nowMs: nowMs)
+        }
+        try seg.append(bytes, lastOffset: lastOffset, maxTimestamp: maxTs, offsetOfMaxTimestamp: offsetOfMaxTs)
+    }
+
+    /// Kafka's roll conditions: `segment.bytes`, a full index, an offset the segment cannot
+    /// store relative to its base, `segment.ms`. An empty segment is rolled only for the
+    /// offset (a follower appending far past its base): the new one is based at the batch.
     private func shouldRoll(_ seg: LogSegment, incomingBytes: Int, maxTimestamp: Int64, lastOffset: Int64, nowMs: Int64) -> Bool {
+        if !seg.canConvertToRelativeOffset(lastOffset) { return true }
         if seg.isEmpty { return false }
         if seg.size > _config.segmentBytes - incomingBytes { return true }
         if seg.offsetIndex.isFull || seg.timeIndex.isFull { return true }
-        if lastOffset - seg.baseOffset > Int64(Int32.max) { return true }
         let waited = seg.rollingBasedTimestamp >= 0 ? maxTimestamp - seg.rollingBasedTimestamp : nowMs - seg.createdMs
         return waited > _config.segmentMs
     }
 
-    /// Starts a new active segment at `base` (the log end offset).
+    /// Starts a new active segment at `base` (at least the log end offset). The old one
+    /// stays (empty or not) as an inactive segment.
     @discardableResult
     private func rollLocked(base: Int64, nowMs: Int64) throws -> LogSegment {
-        let old = segments.last!
+        let old = activeSegment
         let newBase = max(base, old.nextOffset)
+        if old.isEmpty && old.baseOffset == newBase { return old }
         try old.onBecomeInactive()
-        if old.isEmpty {
-            // Replace an empty active segment rather than keeping an empty file behind.
-            for f in old.files { try FileSystem.remove(f) }
-            segments.removeLast()
-        }
         let seg = try newSegment(base: newBase, nowMs: nowMs)
         segments.append(seg)
         logger.debug("rolled segment", metadata: ["partition": "\(topicPartition)", "baseOffset": "\(newBase)"])
@@ -403,7 +545,7 @@ public final class PartitionLog: @unchecked Sendable {
     /// Rolls the active segment now (tests and tools).
     public func roll(nowMs: Int64) throws {
         try lock.withLock {
-            if !segments.last!.isEmpty { _ = try rollLocked(base: segments.last!.nextOffset, nowMs: nowMs) }
+            if !activeSegment.isEmpty { _ = try rollLocked(base: activeSegment.nextOffset, nowMs: nowMs) }
         }
     }
 
@@ -412,9 +554,10 @@ public final class PartitionLog: @unchecked Sendable {
     /// Reads up to `maxBytes` starting at the batch that holds `offset`, not past
     /// `maxOffset` (the high watermark for consumers; nil for replicas). With `minOneBatch`
     /// the first batch is returned whole even if larger than `maxBytes` (Kafka's KIP-74).
+    /// The last batch may be cut by `maxBytes`: clients and `appendAsFollower` skip it.
     public func read(from offset: Int64, maxBytes: Int, maxOffset: Int64? = nil, minOneBatch: Bool = true) throws -> LogReadInfo {
         try lock.withLock {
-            let leo = segments.last!.nextOffset
+            let leo = activeSegment.nextOffset
             var info = LogReadInfo(slice: nil, firstBatchBaseOffset: nil, highWatermark: _highWatermark,
                                    logStartOffset: _logStartOffset, logEndOffset: leo)
             guard offset >= _logStartOffset, offset <= leo else {
@@ -480,25 +623,38 @@ public final class PartitionLog: @unchecked Sendable {
 
     // MARK: truncation (followers)
 
-    /// Removes all records with offsets ≥ `offset` (divergence from the leader).
+    /// Removes all records with offsets ≥ `offset` (divergence from the leader), as Kafka's
+    /// `truncateTo`: below the first segment everything goes (`truncateFullyAndStart`);
+    /// otherwise the log start offset becomes min(log start, `offset`). At or past the log
+    /// end nothing is removed, but leader epochs starting at the log end (with no data) are.
     public func truncate(to offset: Int64) throws {
         try lock.withLock {
-            guard offset < segments.last!.nextOffset else { return }
-            guard offset >= _logStartOffset else {
-                try truncateFullyLocked(at: offset, nowMs: segments.last!.createdMs)
+            guard offset >= 0 else { throw StorageError("cannot truncate \(topicPartition) to negative offset \(offset)") }
+            let leo = activeSegment.nextOffset
+            guard offset < leo else {
+                try epochCache.truncate(fromEnd: leo)
                 return
             }
-            while segments.count > 1, segments.last!.baseOffset >= offset {
+            guard offset >= segments[0].baseOffset else {
+                try truncateFullyLocked(at: offset, nowMs: activeSegment.createdMs)
+                return
+            }
+            truncationGeneration &+= 1
+            while segments.count > 1, activeSegment.baseOffset >= offset {
                 let seg = segments.removeLast()
                 for f in seg.files { try FileSystem.remove(f) }
             }
-            let active = segments.last!
+            let active = activeSegment
             try active.truncate(to: offset)
             try active.offsetIndex.resize(maxIndexSize: _config.segmentIndexBytes)
             try active.timeIndex.resize(maxIndexSize: _config.segmentIndexBytes)
-            try leaderEpochCache.truncate(fromEnd: active.nextOffset)
-            _recoveryPoint = min(_recoveryPoint, active.nextOffset)
-            _highWatermark = min(_highWatermark, active.nextOffset)
+            let newEnd = active.nextOffset
+            try epochCache.truncate(fromEnd: newEnd)
+            // Kafka: min(log start, target); here the end may be below the target (a gap).
+            _logStartOffset = min(_logStartOffset, newEnd)
+            _recoveryPoint = min(_recoveryPoint, newEnd)
+            _highWatermark = min(_highWatermark, newEnd)
+            _cleanerCheckpoint = min(_cleanerCheckpoint, newEnd)
             try FileSystem.syncDirectory(dir)
         }
     }
@@ -510,32 +666,54 @@ public final class PartitionLog: @unchecked Sendable {
     }
 
     private func truncateFullyLocked(at offset: Int64, nowMs: Int64) throws {
+        truncationGeneration &+= 1
         for seg in segments { for f in seg.files { try FileSystem.remove(f) } }
         segments = [try newSegment(base: offset, nowMs: nowMs)]
-        try leaderEpochCache.clear()
+        try epochCache.clear()
         _logStartOffset = offset
         _recoveryPoint = offset
         _highWatermark = offset
+        _cleanerCheckpoint = offset
     }
 
     // MARK: durability
 
+    /// A group commit in progress: the segments to fsync and the recovery point that holds
+    /// once they are, valid only if no truncation happened meanwhile.
+    struct FlushPlan {
+        let segments: [LogSegment]
+        let target: Int64
+        let generation: UInt64
+    }
+
     /// Group commit: fsyncs every segment holding offsets below `offset` (default: all) and
-    /// advances the recovery point. Many appends share one fsync; appends proceed while the
-    /// fsync runs (it happens outside the lock).
+    /// advances the recovery point. Many appends share one fsync; appends, rolls and
+    /// truncations proceed while the fsync runs (it happens outside the lock). If the log was
+    /// truncated meanwhile the recovery point is not advanced: offsets below the target may
+    /// since have been rewritten by appends this fsync did not cover.
     public func flush(upTo offset: Int64? = nil) throws {
-        let (toSync, target): ([LogSegment], Int64) = lock.withLock {
-            let leo = segments.last!.nextOffset
-            let target = min(offset ?? leo, leo)
-            guard target > _recoveryPoint else { return ([], target) }
-            let segs = segments.filter { $0.nextOffset > _recoveryPoint && $0.baseOffset < target }
-            unflushedMessages = 0
-            return (segs, target)
-        }
-        guard !toSync.isEmpty else { return }
-        for s in toSync { try s.flush() }
+        guard let plan = planFlush(upTo: offset) else { return }
+        for s in plan.segments { try s.flush() }
+        completeFlush(plan)
+    }
+
+    /// First step of `flush(upTo:)`, under the lock.
+    func planFlush(upTo offset: Int64?) -> FlushPlan? {
         lock.withLock {
-            if target > _recoveryPoint { _recoveryPoint = target }
+            let leo = activeSegment.nextOffset
+            let target = min(offset ?? leo, leo)
+            guard target > _recoveryPoint else { return nil }
+            if target == leo { unflushedMessages = 0 }
+            return FlushPlan(segments: segments.filter { $0.nextOffset > _recoveryPoint && $0.baseOffset < target },
+                             target: target, generation: truncationGeneration)
+        }
+    }
+
+    /// Last step of `flush(upTo:)`, under the lock, after the plan's segments were fsynced.
+    func completeFlush(_ plan: FlushPlan) {
+        lock.withLock {
+            guard plan.generation == truncationGeneration else { return }
+            _recoveryPoint = max(_recoveryPoint, min(plan.target, activeSegment.nextOffset))
         }
     }
 
@@ -547,9 +725,16 @@ public final class PartitionLog: @unchecked Sendable {
         lock.withLock { lastFlushMs = nowMs }
     }
 
+    /// fsyncs the segments before the active one, so the recovery point reaches the active
+    /// segment (Kafka flushes a rolled segment in the background soon after the roll). Then
+    /// recovery after a crash scans only the active segment.
+    public func flushInactiveSegments() throws {
+        try flush(upTo: lock.withLock { activeSegment.baseOffset })
+    }
+
     private func flushAllLocked() throws {
-        for s in segments where s.nextOffset > _recoveryPoint || s === segments.last! { try s.flush() }
-        _recoveryPoint = segments.last!.nextOffset
+        for s in segments where s.nextOffset > _recoveryPoint || s === activeSegment { try s.flush() }
+        _recoveryPoint = activeSegment.nextOffset
         unflushedMessages = 0
     }
 
@@ -557,8 +742,8 @@ public final class PartitionLog: @unchecked Sendable {
     public func close() throws {
         try lock.withLock {
             try flushAllLocked()
-            try segments.last!.offsetIndex.trim()
-            try segments.last!.timeIndex.trim()
+            try activeSegment.offsetIndex.trim()
+            try activeSegment.timeIndex.trim()
         }
     }
 
@@ -574,7 +759,7 @@ public final class PartitionLog: @unchecked Sendable {
             }
             if offset > _logStartOffset {
                 _logStartOffset = offset
-                try leaderEpochCache.truncate(fromStart: offset)
+                try epochCache.truncate(fromStart: offset)
             }
             return _logStartOffset
         }
@@ -609,25 +794,110 @@ public final class PartitionLog: @unchecked Sendable {
             }
             guard !deletable.isEmpty else { return 0 }
             segments.removeFirst(deletable.count)
-            _logStartOffset = max(_logStartOffset, segments.first!.baseOffset)
-            try leaderEpochCache.truncate(fromStart: _logStartOffset)
-            for seg in deletable { try seg.changeSuffix(from: "", to: ".deleted") }
+            _logStartOffset = max(_logStartOffset, segments[0].baseOffset)
+            try epochCache.truncate(fromStart: _logStartOffset)
+            for seg in deletable {
+                try seg.changeSuffix(from: "", to: ".deleted")
+                for f in seg.files { deletedFileTimes[FileSystem.fileName(of: f) + ".deleted"] = nowMs }
+            }
             try FileSystem.syncDirectory(dir)
             return deletable.count
         }
     }
 
-    /// Removes `.deleted` files older than `file.delete.delay.ms` (all with `force`).
-    public func deleteDeletedFiles(force: Bool = false) throws {
-        for name in try FileSystem.list(dir) where name.hasSuffix(".deleted") {
-            try FileSystem.remove(dir + "/" + name)
+    /// Removes `.deleted` files once `file.delete.delay.ms` has passed since they were
+    /// renamed (so reads already holding them finish first); all of them with `force`.
+    /// The rename time is the `nowMs` of the retention pass that renamed the file, the same
+    /// clock as `nowMs` here; for a file this process did not rename (none normally: loading
+    /// a log removes them) it is the file's inode change time.
+    public func deleteDeletedFiles(nowMs: Int64, force: Bool = false) throws {
+        let due: [String] = try lock.withLock {
+            var due: [String] = []
+            for name in try FileSystem.list(dir) where name.hasSuffix(".deleted") {
+                let renamedAt = deletedFileTimes[name] ?? FileSystem.changeTimeMs(dir + "/" + name)
+                if force || nowMs - renamedAt >= _config.fileDeleteDelayMs {
+                    due.append(name)
+                    deletedFileTimes[name] = nil
+                }
+            }
+            return due
         }
+        for name in due { try FileSystem.remove(dir + "/" + name) }
     }
 
     // MARK: for the cleaner
 
-    /// The segments (oldest first) under the lock; the cleaner works on inactive ones.
-    func withSegments<T>(_ body: (inout [LogSegment]) throws -> T) rethrows -> T {
-        try lock.withLock { try body(&segments) }
+    /// What a cleaning pass starts from, read at one instant under the lock: the cleaner
+    /// then works outside it and never reads a segment's mutable state.
+    struct CleanerView {
+        /// An inactive segment and its state when the view was taken.
+        struct Segment {
+            let segment: LogSegment
+            let size: Int
+            let nextOffset: Int64
+            let largestTimestamp: Int64
+            var baseOffset: Int64 { segment.baseOffset }
+        }
+
+        /// Every segment but the active one, oldest first.
+        var inactiveSegments: [Segment]
+        var logStartOffset: Int64
+        var logEndOffset: Int64
+        var highWatermark: Int64
+        /// Compared again before anything is published (see `truncationGeneration`).
+        var generation: UInt64
+    }
+
+    func cleanerView() -> CleanerView {
+        lock.withLock {
+            CleanerView(inactiveSegments: segments.dropLast().map {
+                            CleanerView.Segment(segment: $0, size: $0.size, nextOffset: $0.nextOffset, largestTimestamp: $0.largestTimestamp)
+                        },
+                        logStartOffset: _logStartOffset, logEndOffset: activeSegment.nextOffset,
+                        highWatermark: _highWatermark, generation: truncationGeneration)
+        }
+    }
+
+    /// Records the end of a cleaning pass that started at `generation`; ignored if the log
+    /// was truncated since.
+    func commitCleanerCheckpoint(_ offset: Int64, generation: UInt64) {
+        lock.withLock {
+            guard generation == truncationGeneration else { return }
+            _cleanerCheckpoint = min(max(offset, _logStartOffset), activeSegment.nextOffset)
+        }
+    }
+
+    /// Replaces `old` (an inactive segment) with the cleaned log at `cleanedLog`, under the
+    /// lock. Returns false, discarding the cleaned file, if the log was truncated since the
+    /// pass began at `generation` (its offset map may hold records that are gone) or `old`
+    /// is no longer an inactive segment of the log (deleted by retention meanwhile).
+    func swapIn(cleanedLog: String, replacing old: LogSegment, generation: UInt64, crashPoint: CleanerCrashPoint?) throws -> Bool {
+        try lock.withLock {
+            guard generation == truncationGeneration,
+                  let i = segments.firstIndex(where: { $0 === old }), i < segments.count - 1
+            else {
+                try FileSystem.remove(cleanedLog)
+                return false
+            }
+            let base = old.baseOffset
+            let final = dir + "/" + LogSegment.fileName(base, ".log")
+            let swap = final + ".swap"
+            try FileSystem.rename(cleanedLog, swap)
+            try FileSystem.syncDirectory(dir)
+            if crashPoint == .afterSwapRenamed { throw SimulatedCrash() }
+            try FileSystem.remove(dir + "/" + LogSegment.fileName(base, ".index"))
+            try FileSystem.remove(dir + "/" + LogSegment.fileName(base, ".timeindex"))
+            if crashPoint == .afterOldIndexesDeleted { throw SimulatedCrash() }
+            try FileSystem.rename(swap, final)
+            try FileSystem.syncDirectory(dir)
+            if crashPoint == .afterSwapCompleted { throw SimulatedCrash() }
+            let fresh = try LogSegment(dir: dir, baseOffset: base, indexIntervalBytes: _config.indexIntervalBytes,
+                                       maxIndexSize: _config.segmentIndexBytes, nowMs: old.createdMs)
+            _ = try fresh.recover(maxBatchSize: Int(Int32.max))
+            try fresh.onBecomeInactive()
+            try fresh.flush()
+            segments[i] = fresh
+            return true
+        }
     }
 }

@@ -197,8 +197,12 @@ final class PartitionLogTests: XCTestCase {
         XCTAssertThrowsError(try log2.read(from: target - 1, maxBytes: 100))
         XCTAssertEqual(try readAll(log2).first?.0, target)
         XCTAssertThrowsError(try log2.deleteRecords(before: log2.logEndOffset + 1))
-        // Files renamed .deleted are removed by the deleter.
-        try log2.deleteDeletedFiles(force: true)
+        // Files renamed .deleted stay for file.delete.delay.ms, then go.
+        XCTAssertTrue(try FileSystem.list(dir + "/s-0").contains { $0.hasSuffix(".deleted") })
+        // The delay is measured with the same clock as the retention pass's `nowMs`.
+        try log2.deleteDeletedFiles(nowMs: now + sizeCfg.fileDeleteDelayMs - 1)
+        XCTAssertTrue(try FileSystem.list(dir + "/s-0").contains { $0.hasSuffix(".deleted") }, "kept during the delay")
+        try log2.deleteDeletedFiles(nowMs: now + sizeCfg.fileDeleteDelayMs)
         XCTAssertFalse(try FileSystem.list(dir + "/s-0").contains { $0.hasSuffix(".deleted") })
     }
 
