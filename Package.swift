@@ -66,6 +66,14 @@ let package = Package(
         .executableTarget(name: "fjord-sim",
                 dependencies: ["FjordSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: strict),
+        // The runtime shell of the KRaft core: metadata log on FjordStorage, quorum-state file,
+        // real clock, an event loop, a transport protocol.
+        .target(name: "FjordRaftRuntime",
+                dependencies: ["FjordRaft", "FjordStorage", "FjordRecords", "FjordProtocol",
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
         // Operator tools shared by the CLI (dump-log, ...), testable without spawning processes.
         .target(name: "FjordTools",
                 dependencies: ["FjordRecords", "FjordProtocol", .product(name: "NIOCore", package: "swift-nio")],
@@ -77,7 +85,8 @@ let package = Package(
                 dependencies: [.product(name: "ArgumentParser", package: "swift-argument-parser")],
                 swiftSettings: strict),
         .executableTarget(name: "fjord-bench",
-                dependencies: ["FjordRecords", "FjordProtocol", "FjordStorage", "CFjordZlib", "CFjordSnappy", "CFjordLZ4", "CFjordZstd",
+                dependencies: ["FjordRecords", "FjordProtocol", "FjordStorage", "FjordRaftRuntime", "FjordRaft",
+                               .product(name: "NIOPosix", package: "swift-nio"), "CFjordZlib", "CFjordSnappy", "CFjordLZ4", "CFjordZstd",
                                .product(name: "NIOCore", package: "swift-nio")],
                 swiftSettings: strict),
 
@@ -97,6 +106,10 @@ let package = Package(
         .testTarget(name: "FjordRecordsTests", dependencies: ["FjordRecords", "FjordTestSupport"], swiftSettings: strict),
         .testTarget(name: "FjordStorageTests", dependencies: ["FjordStorage", "FjordTestSupport"], swiftSettings: strict),
         .testTarget(name: "FjordRaftTests", dependencies: ["FjordRaft", "FjordRecords", "FjordSimulation"], swiftSettings: strict),
+        .testTarget(name: "FjordRaftRuntimeTests",
+                    dependencies: ["FjordRaftRuntime", "FjordRaft", "FjordStorage", "FjordTestSupport",
+                                   .product(name: "NIOPosix", package: "swift-nio")],
+                    swiftSettings: strict),
         .testTarget(name: "FjordToolsTests", dependencies: ["FjordTools", "FjordStorage", "FjordTestSupport"], swiftSettings: strict),
     ]
 )

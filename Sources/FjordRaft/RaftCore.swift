@@ -62,6 +62,11 @@ public struct RaftReady: Sendable {
 public struct NotLeaderError: Error, Equatable, Sendable {
     public var epoch: Int32
     public var leaderId: Int32
+
+    public init(epoch: Int32, leaderId: Int32) {
+        self.epoch = epoch
+        self.leaderId = leaderId
+    }
 }
 
 /// A replica's progress as the leader sees it (for the high watermark and DescribeQuorum).

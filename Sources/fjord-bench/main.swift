@@ -3,6 +3,7 @@
 //   fjord-bench batch            record batch decode + CRC + iteration vs memcpy
 //   fjord-bench codecs (codec)   gzip/snappy/lz4/zstd wrapper vs the C libraries; CRC-32C vs memcpy
 //   fjord-bench storage          log append / read / index lookups vs raw file I/O
+//   fjord-bench raft             3-voter KRaft quorum on disk: commits/s, latency vs fsync
 //   fjord-bench all              every benchmark, in this order
 
 #if canImport(Glibc)
@@ -18,6 +19,9 @@ let benchmarks: [(names: [String], run: () -> Void)] = [
     (["codecs", "codec"], runCodecBench),
     (["storage"], {
         do { try runStorageBench() } catch { print("storage: FAILED: \(error)") }
+    }),
+    (["raft"], {
+        do { try runRaftBench() } catch { print("raft: FAILED: \(error)") }
     }),
 ]
 

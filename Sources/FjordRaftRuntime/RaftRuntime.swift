@@ -1,0 +1,211 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FjordRaft
+import FjordStorage
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+
+/// How runtimes reach each other. The SwiftNIO transport (KRaft RPCs over the controller
+/// listener) implements it in the server; tests and benchmarks use `LocalRaftTransport`.
+public protocol RaftTransport: AnyObject, Sendable {
+    /// Sends `envelope` to `envelope.to`. If it cannot be delivered (no connection), the
+    /// transport calls `deliveryFailed` on the sender.
+    func send(_ envelope: RaftEnvelope, from sender: RaftRuntime)
+}
+
+/// The thin shell around a `RaftNode`: one event loop owns the node; time is the real
+/// clock; the quorum state and the log are persisted (fsync) before the messages of a
+/// `RaftReady` leave. Proposals linger for `controller.quorum.append.linger.ms` and are
+/// appended (and fsynced) together: group commit.
+public final class RaftRuntime: @unchecked Sendable {
+    public let loop: EventLoop
+    public let nodeId: Int32
+    public let log: StorageRaftLog
+    let node: RaftNode
+    let stateFile: QuorumStateFile
+    let transport: RaftTransport
+    let clock: @Sendable () -> Int64
+    let logger: Logger
+    private var tickTask: RepeatedTask?
+    private var pending: [(value: ByteBuffer, promise: EventLoopPromise<Int64>)] = []
+    private var lingerScheduled = false
+    private var waiting: [(offset: Int64, promise: EventLoopPromise<Int64>)] = []
+    private var failed: Error?
+    /// Called on the loop whenever the high watermark advances.
+    public var onCommit: (@Sendable (Int64) -> Void)?
+
+    /// Opens the metadata log and quorum state under `dataDir` and restores the node.
+    public init(config: RaftConfig, dataDir: String, loop: EventLoop, transport: RaftTransport, seed: UInt64,
+                logConfig: LogConfig = LogConfig(), clock: @escaping @Sendable () -> Int64 = RaftRuntime.wallClockMs,
+                logger: Logger = Logger(label: "fjord.raft")) throws {
+        self.loop = loop
+        self.nodeId = config.nodeId
+        self.transport = transport
+        self.clock = clock
+        self.logger = logger
+        let dir = dataDir + "/__cluster_metadata-0"
+        try FileSystem.createDirectory(dir)
+        let partition = try PartitionLog(dir: dir, topicPartition: TopicPartition("__cluster_metadata", 0), config: logConfig,
+                                         nowMs: clock(), logger: logger)
+        self.log = StorageRaftLog(partition: partition, clock: clock)
+        self.stateFile = QuorumStateFile(dir: dir)
+        let state = try stateFile.read() ?? .initial
+        self.node = RaftNode(config: config, log: log, state: state, seed: seed, nowMs: clock())
+    }
+
+    public static let wallClockMs: @Sendable () -> Int64 = {
+        var ts = timespec()
+        clock_gettime(CLOCK_REALTIME, &ts)
+        return Int64(ts.tv_sec) * 1000 + Int64(ts.tv_nsec) / 1_000_000
+    }
+
+    public func start(tickEvery ms: Int64 = 5) {
+        loop.execute {
+            self.tickTask = self.loop.scheduleRepeatedTask(initialDelay: .milliseconds(ms), delay: .milliseconds(ms)) { _ in
+                self.apply(self.node.tick(nowMs: self.clock()))
+            }
+        }
+    }
+
+    /// Stops ticking and fails pending proposals (the process is going away).
+    public func stop() -> EventLoopFuture<Void> {
+        loop.submit {
+            self.tickTask?.cancel()
+            self.tickTask = nil
+            self.fail(RaftRuntimeError.stopped)
+            try? self.log.partition.close()
+        }
+    }
+
+    public func deliver(_ env: RaftEnvelope) {
+        loop.execute {
+            guard self.failed == nil, self.tickTask != nil else { return }
+            self.apply(self.node.receive(env, nowMs: self.clock()))
+        }
+    }
+
+    public func deliveryFailed(_ env: RaftEnvelope) {
+        loop.execute {
+            guard self.failed == nil, self.tickTask != nil else { return }
+            self.apply(self.node.requestFailed(env, nowMs: self.clock()))
+        }
+    }
+
+    public func peerDisconnected(_ peer: Int32) {
+        loop.execute {
+            guard self.failed == nil, self.tickTask != nil else { return }
+            self.apply(self.node.peerDisconnected(peer, nowMs: self.clock()))
+        }
+    }
+
+    /// Appends `value` to the metadata log; the future completes with its offset once it is
+    /// committed (below the high watermark), or fails if this node is not the leader.
+    public func propose(_ value: ByteBuffer) -> EventLoopFuture<Int64> {
+        let promise = loop.makePromise(of: Int64.self)
+        loop.execute {
+            if let f = self.failed { return promise.fail(f) }
+            guard self.node.isLeader else {
+                return promise.fail(NotLeaderError(epoch: self.node.epoch, leaderId: self.node.leaderId))
+            }
+            self.pending.append((value, promise))
+            if !self.lingerScheduled {
+                self.lingerScheduled = true
+                self.loop.scheduleTask(in: .milliseconds(self.node.config.appendLingerMs)) { self.appendPending() }
+            }
+        }
+        return promise.futureResult
+    }
+
+    /// What the node knows: role, epoch, leader, high watermark.
+    public func status() -> EventLoopFuture<(role: RaftRole, epoch: Int32, leaderId: Int32, highWatermark: Int64, logEndOffset: Int64)> {
+        loop.submit { (self.node.role, self.node.epoch, self.node.leaderId, self.node.highWatermark, self.log.endOffset) }
+    }
+
+    private func appendPending() {
+        lingerScheduled = false
+        let batch = pending
+        pending = []
+        guard !batch.isEmpty else { return }
+        do {
+            let (offsets, ready) = try node.propose(batch.map(\.value), nowMs: clock())
+            for (i, p) in batch.enumerated() { waiting.append((offsets.lowerBound + Int64(i), p.promise)) }
+            apply(ready)
+        } catch {
+            for p in batch { p.promise.fail(error) }
+        }
+    }
+
+    /// Executes a RaftReady: persist the election state, flush the log, and only then send.
+    private func apply(_ ready: RaftReady) {
+        var r = ready
+        do {
+            while true {
+                if let s = r.persistState { try stateFile.write(s) }
+                if r.flushLog { try log.flush() }
+                if let hw = r.newHighWatermark { committed(hw) }
+                if let lc = r.leaderChanged {
+                    logger.info("leader changed", metadata: ["node": "\(nodeId)", "epoch": "\(lc.epoch)", "leader": "\(lc.leaderId)"])
+                }
+                for env in r.sendAfterPersist { transport.send(env, from: self) }
+                guard r.needsPersist else { break }
+                r = node.persisted(nowMs: clock())
+                if r.isEmpty { break }
+            }
+        } catch {
+            // Nothing that depended on the failed write was sent. A node that cannot persist
+            // must stop taking part rather than vote or acknowledge from memory.
+            logger.critical("cannot persist raft state; stopping this node", metadata: ["node": "\(nodeId)", "error": "\(error)"])
+            fail(error)
+            tickTask?.cancel()
+            tickTask = nil
+        }
+    }
+
+    private func committed(_ hw: Int64) {
+        var keep: [(Int64, EventLoopPromise<Int64>)] = []
+        for w in waiting {
+            if w.offset < hw { w.promise.succeed(w.offset) } else { keep.append(w) }
+        }
+        waiting = keep
+        onCommit?(hw)
+    }
+
+    private func fail(_ error: Error) {
+        failed = failed ?? error
+        for w in waiting { w.promise.fail(error) }
+        for p in pending { p.promise.fail(error) }
+        waiting = []
+        pending = []
+    }
+}
+
+public enum RaftRuntimeError: Error, Sendable {
+    case stopped
+}
+
+/// Delivers messages between runtimes of one process (tests, benchmarks).
+public final class LocalRaftTransport: RaftTransport, @unchecked Sendable {
+    private let lock = NIOLock()
+    private var runtimes: [Int32: RaftRuntime] = [:]
+
+    public init() {}
+
+    public func register(_ r: RaftRuntime) { lock.withLock { runtimes[r.nodeId] = r } }
+    public func unregister(_ id: Int32) {
+        let others = lock.withLock { () -> [RaftRuntime] in
+            runtimes[id] = nil
+            return Array(runtimes.values)
+        }
+        for o in others { o.peerDisconnected(id) }
+    }
+
+    public func send(_ envelope: RaftEnvelope, from sender: RaftRuntime) {
+        if let target = lock.withLock({ runtimes[envelope.to] }) {
+            target.deliver(envelope)
+        } else if !envelope.message.isResponse {
+            sender.deliveryFailed(envelope)
+        }
+    }
+}
