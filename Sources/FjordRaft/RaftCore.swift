@@ -539,18 +539,19 @@ public final class RaftNode {
     private func completeParkedFetches(_ nowMs: Int64) {
         let parked = parkedFetches
         parkedFetches = [:]
-        for (id, p) in parked { answerFetch(p.request, to: id) }
+        // Sorted: the core's output must not depend on hash order (one seed, one run).
+        for (id, p) in parked.sorted(by: { $0.key < $1.key }) { answerFetch(p.request, to: id) }
     }
 
     private func expireParkedFetches(_ nowMs: Int64) {
-        for (id, p) in parkedFetches where p.deadline <= nowMs {
+        for (id, p) in parkedFetches.sorted(by: { $0.key < $1.key }) where p.deadline <= nowMs {
             parkedFetches[id] = nil
             answerFetch(p.request, to: id)
         }
     }
 
     private func resendBeginQuorumEpoch(_ nowMs: Int64) {
-        for (v, p) in replicas where p.lastFetchMs < 0 && nowMs - (lastBeginSentMs[v] ?? 0) >= config.requestTimeoutMs {
+        for (v, p) in replicas.sorted(by: { $0.key < $1.key }) where p.lastFetchMs < 0 && nowMs - (lastBeginSentMs[v] ?? 0) >= config.requestTimeoutMs {
             send(to: v, .beginQuorumEpoch(EpochData(leaderId: config.nodeId, leaderEpoch: epoch)))
             lastBeginSentMs[v] = nowMs
         }
@@ -631,6 +632,11 @@ public final class RaftNode {
                     try log.truncate(to: to)
                     ready.flushLog = true
                 }
+                // The prefix left is not yet known to match the leader's (when our epoch
+                // there is older than the leader's, the next fetch may truncate again), so
+                // the high watermark must not move on this answer.
+                sendFetch(to: leader, nowMs)
+                return
             } else if r.records.readableBytes > 0 {
                 try log.appendAsFollower(r.records)
                 ready.flushLog = true

@@ -1,3 +1,6 @@
+#if canImport(Glibc)
+import Glibc
+#endif
 import FjordRaft
 import FjordRecords
 import NIOCore
@@ -135,7 +138,7 @@ public final class Simulation {
 
     /// Runs the fault phase then the liveness phase. Throws the first invariant violation.
     public func run() throws {
-        for (id, _) in nodes { start(id) }
+        for id in nodes.keys.sorted() { start(id) }
         for id in nodes.keys.sorted() { schedule(.tick(id), at: Int64(rng.next() % 10)) }
         schedule(.propose, at: 100)
         if !options.faultFree { schedule(.partition, at: 500 + Int64(rng.next() % 2000)) }
@@ -147,7 +150,7 @@ public final class Simulation {
         // and a new proposal committed within the phase.
         faultsOn = false
         blocked = [:]
-        for (id, n) in nodes where n.core == nil { start(id) }
+        for (id, n) in nodes.sorted(by: { $0.key < $1.key }) where n.core == nil { start(id) }
         let target = committedEnd
         let deadline = now + options.livenessPhaseMs
         try runUntil(deadline) { [unowned self] in
@@ -162,7 +165,7 @@ public final class Simulation {
     /// killed and the time until a new leader commits in its epoch is returned (ms).
     public func measureFailover() throws -> Int64? {
         faultsOn = false
-        for (id, _) in nodes { start(id) }
+        for id in nodes.keys.sorted() { start(id) }
         for id in nodes.keys.sorted() { schedule(.tick(id), at: Int64(rng.next() % 10)) }
         schedule(.propose, at: 100)
         try runUntil(30_000) { [unowned self] in self.committedEnd > 5 && self.currentLeader() != nil }
@@ -207,7 +210,7 @@ public final class Simulation {
     func kill(_ id: Int32, keepUnflushed: Int) {
         nodes[id]!.core = nil
         nodes[id]!.log.crash(keepUnflushed: keepUnflushed)
-        for (peer, n) in nodes where peer != id && n.core != nil {
+        for (peer, n) in nodes.sorted(by: { $0.key < $1.key }) where peer != id && n.core != nil {
             if blocked[id]?.contains(peer) == true { continue }
             schedule(.disconnected(peer: peer, from: id), at: now + faults.minDelay)
         }
@@ -226,6 +229,9 @@ public final class Simulation {
             if let core = nodes[id]!.core { try apply(id, core.tick(nowMs: now)) }
             schedule(.tick(id), at: now + 5)
         case let .deliver(env):
+            if env.to == Simulation.traceNode || env.from == Simulation.traceNode {
+                if case .fetch = env.message {} else { print("t=\(now) \(env.from)->\(env.to) \(env.message)".prefix(300)) }
+            }
             guard let core = nodes[env.to]?.core else {
                 // A dead process: its connections are refused at once.
                 if !env.message.isResponse { schedule(.failed(env), at: now + faults.minDelay) }
@@ -332,7 +338,15 @@ public final class Simulation {
 
     var pendingViolation: Violation?
 
+    static let traceNode: Int32? = {
+        if let v = getenvString("FJORD_SIM_TRACE") { return Int32(v) }
+        return nil
+    }()
+
     func noteHighWatermark(_ n: Node, _ hw: Int64) throws {
+        if n.id == Simulation.traceNode {
+            print("t=\(now) node \(n.id) HW \(hw) role \(n.core.map { "\($0.role)@\($0.epoch)" } ?? "-") log end \(n.log.endOffset) epochs \(n.log.entries.suffix(4).map { "\($0.baseOffset)-\($0.lastOffset)@\($0.epoch)" })")
+        }
         // HighWatermarkMonotonic (per incarnation).
         if hw < n.lastHW {
             throw Violation(invariant: "HighWatermarkMonotonic", detail: "node \(n.id) HW \(n.lastHW) → \(hw)", timeMs: now)
@@ -353,7 +367,7 @@ public final class Simulation {
 
     func checkInvariants() throws {
         if let v = pendingViolation { throw v }
-        for (_, n) in nodes {
+        for (_, n) in nodes.sorted(by: { $0.key < $1.key }) {
             guard let core = n.core else { continue }
             if core.isLeader {
                 // ElectionSafety.
@@ -387,6 +401,11 @@ public final class Simulation {
             }
         }
     }
+}
+
+func getenvString(_ k: String) -> String? {
+    guard let p = getenv(k) else { return nil }
+    return String(cString: p)
 }
 
 /// A binary min-heap of scheduled events.
