@@ -98,6 +98,9 @@ public final class Simulation {
     var committed: [Int64: Int32] = [:]             // offset → epoch of its batch
     var committedEnd: Int64 = 0
     var completenessChecked: [Int32: String] = [:]
+    /// The epoch in which each committed offset was first known committed: leaders of that
+    /// or a later epoch must hold it (a stale leader of an earlier epoch need not).
+    var committedAt: [Int64: Int32] = [:]
     public private(set) var proposals = 0
     /// One line of what happened, for `--verbose`.
     public var summary: String {
@@ -359,6 +362,7 @@ public final class Simulation {
                     throw Violation(invariant: "CommittedEntriesNeverLost",
                                     detail: "offset \(o) committed in epoch \(c) but node \(n.id) commits epoch \(e.epoch)", timeMs: now)
                 }
+                if committed[o] == nil { committedAt[o] = n.core?.epoch ?? e.epoch }
                 committed[o] = e.epoch
             }
         }
@@ -382,9 +386,9 @@ public final class Simulation {
                 completenessChecked[n.id] = stamp
                 let byOffset = Dictionary(n.log.entries.flatMap { e in (e.baseOffset...e.lastOffset).map { ($0, e.epoch) } }, uniquingKeysWith: { a, _ in a })
                 for o in 0..<committedEnd {
-                    // Leaders of this or a later epoch than the entry's must hold it; a stale
+                    // Leaders of the epoch it was committed in, or later, must hold it; a stale
                     // leader of an older epoch (cut off, not yet resigned) need not.
-                    if let c = committed[o], c <= core.epoch, byOffset[o] != c {
+                    if let c = committed[o], let at = committedAt[o], at <= core.epoch, byOffset[o] != c {
                         throw Violation(invariant: "CommittedEntriesNeverLost",
                                         detail: "leader \(n.id) of epoch \(core.epoch) lacks committed offset \(o) (epoch \(c))", timeMs: now)
                     }
