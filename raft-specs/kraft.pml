@@ -65,6 +65,12 @@
 #ifndef MAXCRASH
 #define MAXCRASH 255        /* crashes in a whole run; 255 = unbounded                        */
 #endif
+#ifndef CLIENT
+#define CLIENT   1          /* 0: no client appends (logs hold LeaderChange records only)     */
+#endif
+#ifndef RESIGN
+#define RESIGN   1          /* 0: leaders never resign (used to narrow some broken variants) */
+#endif
 
 #define NONE     3          /* votedId / leaderId "none" (-1 on disk); node ids are 0..N-1   */
 
@@ -779,24 +785,13 @@ inline clientAppend(i) {
   updateHighWatermark(i)
 }
 
-/* the follower's fetch loop: Fetch(FetchOffset = end offset, LastFetchedEpoch). Kafka keeps
- * one Fetch outstanding; the model sends one only if no Fetch from i is in the network
- * (responses to older Fetches may still be in flight and arrive late). */
+/* the follower's fetch loop: Fetch(FetchOffset = end offset, LastFetchedEpoch), at any
+ * time: Kafka re-sends after the request timeout, so older Fetches (and their responses)
+ * may still be in flight and arrive after newer ones */
 inline sendFetch(i) {
-  q_found = 0;
-  for (q_t2 : 0 .. NETCAP-1) {
-    if
-    :: net[q_t2] != 0 && M_TYPE(net[q_t2]) == FETCH_REQ && M_SRC(net[q_t2]) == i -> q_found = 1
-    :: else -> skip
-    fi
-  }
-  if
-  :: !q_found ->
-       lastEpochOf(i, q_le);
-       SEND(FETCH_REQ, i, leader[i], epoch[i], leo[i], q_le, 0, 0)
-  :: else -> skip
-  fi;
-  q_le = 0; q_found = 0; q_t2 = 0
+  lastEpochOf(i, q_le);
+  SEND(FETCH_REQ, i, leader[i], epoch[i], leo[i], q_le, 0, 0);
+  q_le = 0
 }
 
 /* crash + restart: the durable state stays, the role is rebuilt from quorum-state.
@@ -914,8 +909,8 @@ static void sym_canon(void) {
 #define NODE_EVENTS(i) \
   :: STEP(CAN_TIMEOUT(i), becomeProspective(i)) \
   :: STEP(role[i] == PROSPECTIVE, prospectiveTimeout(i)) \
-  :: STEP(role[i] == LEADER, resign(i)) \
-  :: STEP(role[i] == LEADER && leo[i] < MAXLOG, clientAppend(i)) \
+  :: STEP(RESIGN && role[i] == LEADER, resign(i)) \
+  :: STEP(CLIENT && role[i] == LEADER && leo[i] < MAXLOG, clientAppend(i)) \
   :: STEP(role[i] == FOLLOWER, sendFetch(i)) \
   :: STEP(crashLeft > 0, crashLeft = (crashLeft == 255 -> 255 : crashLeft - 1); crash(i))
 
