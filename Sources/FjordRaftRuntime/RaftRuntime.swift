@@ -29,12 +29,32 @@ public final class RaftRuntime: @unchecked Sendable {
     let clock: @Sendable () -> Int64
     let logger: Logger
     private var tickTask: RepeatedTask?
-    private var pending: [(value: ByteBuffer, promise: EventLoopPromise<Int64>)] = []
+    private var pending: [(value: ByteBuffer, promise: EventLoopPromise<Int64>?)] = []
     private var lingerScheduled = false
     private var waiting: [(offset: Int64, promise: EventLoopPromise<Int64>)] = []
     private var failed: Error?
     /// Called on the loop whenever the high watermark advances.
     public var onCommit: (@Sendable (Int64) -> Void)?
+    /// Called on the loop when the node learns of a new leader or epoch.
+    public var onLeaderChange: (@Sendable (_ epoch: Int32, _ leaderId: Int32) -> Void)?
+    /// Requests received from the network that the core has not answered yet, per sender
+    /// and kind, oldest first. The core answers Vote and Begin/EndQuorumEpoch at once and
+    /// keeps at most one Fetch per replica parked.
+    private var replies: [ReplyKey: [EventLoopPromise<RaftMessage>]] = [:]
+
+    struct ReplyKey: Hashable {
+        var peer: Int32
+        var kind: Int
+    }
+
+    static func kind(_ m: RaftMessage) -> Int {
+        switch m {
+        case .vote, .voteResponse: return 0
+        case .beginQuorumEpoch, .beginQuorumEpochResponse: return 1
+        case .endQuorumEpoch, .endQuorumEpochResponse: return 2
+        case .fetch, .fetchResponse: return 3
+        }
+    }
 
     /// Opens the metadata log and quorum state under `dataDir` and restores the node.
     public init(config: RaftConfig, dataDir: String, loop: EventLoop, transport: RaftTransport, seed: UInt64,
@@ -86,6 +106,28 @@ public final class RaftRuntime: @unchecked Sendable {
         }
     }
 
+    /// A request from the network: `reply` completes with the core's answer. A newer Fetch
+    /// from the same replica replaces a parked one, which is answered with REQUEST_TIMED_OUT
+    /// (the fetcher has given up on it already).
+    public func deliverRequest(_ env: RaftEnvelope, reply: EventLoopPromise<RaftMessage>) {
+        loop.execute {
+            guard self.failed == nil, self.tickTask != nil else {
+                return reply.fail(RaftRuntimeError.stopped)
+            }
+            let key = ReplyKey(peer: env.from, kind: Self.kind(env.message))
+            if case let .fetch(f) = env.message, let old = self.replies[key], !old.isEmpty {
+                for p in old {
+                    p.succeed(.fetchResponse(FetchResponseData(errorCode: 7, leaderId: self.node.leaderId, leaderEpoch: self.node.epoch,
+                                                               highWatermark: self.node.highWatermark, logStartOffset: self.log.startOffset,
+                                                               fetchOffset: f.fetchOffset)))
+                }
+                self.replies[key] = nil
+            }
+            self.replies[key, default: []].append(reply)
+            self.apply(self.node.receive(env, nowMs: self.clock()))
+        }
+    }
+
     public func deliveryFailed(_ env: RaftEnvelope) {
         loop.execute {
             guard self.failed == nil, self.tickTask != nil else { return }
@@ -103,13 +145,26 @@ public final class RaftRuntime: @unchecked Sendable {
     /// Appends `value` to the metadata log; the future completes with its offset once it is
     /// committed (below the high watermark), or fails if this node is not the leader.
     public func propose(_ value: ByteBuffer) -> EventLoopFuture<Int64> {
+        propose([value])
+    }
+
+    /// Appends `values` to the metadata log in one batch (atomically); the future holds the
+    /// offset of the last once all are committed. With `epoch`, fails unless the node still
+    /// leads that epoch (a controller never writes into a later term than the one it read).
+    public func propose(_ values: [ByteBuffer], epoch: Int32? = nil) -> EventLoopFuture<Int64> {
         let promise = loop.makePromise(of: Int64.self)
+        guard !values.isEmpty else {
+            promise.fail(RaftRuntimeError.emptyProposal)
+            return promise.futureResult
+        }
         loop.execute {
             if let f = self.failed { return promise.fail(f) }
-            guard self.node.isLeader else {
+            guard self.node.isLeader, epoch == nil || epoch == self.node.epoch else {
                 return promise.fail(NotLeaderError(epoch: self.node.epoch, leaderId: self.node.leaderId))
             }
-            self.pending.append((value, promise))
+            // Only the last value carries the promise; the rest share its batch.
+            for v in values.dropLast() { self.pending.append((v, nil)) }
+            self.pending.append((values[values.count - 1], promise))
             if !self.lingerScheduled {
                 self.lingerScheduled = true
                 self.loop.scheduleTask(in: .milliseconds(self.node.config.appendLingerMs)) { self.appendPending() }
@@ -123,6 +178,30 @@ public final class RaftRuntime: @unchecked Sendable {
         loop.submit { (self.node.role, self.node.epoch, self.node.leaderId, self.node.highWatermark, self.log.endOffset) }
     }
 
+    /// Role, epoch, leader, offsets and (on the leader) every replica's progress.
+    public func snapshot() -> EventLoopFuture<QuorumSnapshot> {
+        loop.submit {
+            let q = self.node.quorumInfo()
+            return QuorumSnapshot(nodeId: self.nodeId, role: self.node.role, epoch: self.node.epoch, leaderId: self.node.leaderId,
+                                  highWatermark: self.node.highWatermark, logEndOffset: self.log.endOffset,
+                                  epochStartOffset: self.node.epochStartOffset, voters: self.node.config.voters,
+                                  voterProgress: q.voters, observerProgress: q.observers, nowMs: self.clock())
+        }
+    }
+
+    /// Reads committed batches from `offset` (at most `maxBytes`, and never past the high
+    /// watermark's batch). Must be called on the loop (from `onCommit`, say).
+    public func readCommitted(from offset: Int64, maxBytes: Int) throws -> ByteBuffer {
+        loop.preconditionInEventLoop()
+        guard offset < node.highWatermark else { return ByteBuffer() }
+        return try log.read(from: offset, maxBytes: maxBytes)
+    }
+
+    public var highWatermarkOnLoop: Int64 {
+        loop.preconditionInEventLoop()
+        return node.highWatermark
+    }
+
     private func appendPending() {
         lingerScheduled = false
         let batch = pending
@@ -130,10 +209,12 @@ public final class RaftRuntime: @unchecked Sendable {
         guard !batch.isEmpty else { return }
         do {
             let (offsets, ready) = try node.propose(batch.map(\.value), nowMs: clock())
-            for (i, p) in batch.enumerated() { waiting.append((offsets.lowerBound + Int64(i), p.promise)) }
+            for (i, p) in batch.enumerated() {
+                if let promise = p.promise { waiting.append((offsets.lowerBound + Int64(i), promise)) }
+            }
             apply(ready)
         } catch {
-            for p in batch { p.promise.fail(error) }
+            for p in batch { p.promise?.fail(error) }
         }
     }
 
@@ -147,8 +228,9 @@ public final class RaftRuntime: @unchecked Sendable {
                 if let hw = r.newHighWatermark { committed(hw) }
                 if let lc = r.leaderChanged {
                     logger.info("leader changed", metadata: ["node": "\(nodeId)", "epoch": "\(lc.epoch)", "leader": "\(lc.leaderId)"])
+                    onLeaderChange?(lc.epoch, lc.leaderId)
                 }
-                for env in r.sendAfterPersist { transport.send(env, from: self) }
+                for env in r.sendAfterPersist { route(env) }
                 guard r.needsPersist else { break }
                 r = node.persisted(nowMs: clock())
                 if r.isEmpty { break }
@@ -163,6 +245,21 @@ public final class RaftRuntime: @unchecked Sendable {
         }
     }
 
+    /// Responses to network requests go back on the request's connection; everything else
+    /// through the transport.
+    private func route(_ env: RaftEnvelope) {
+        if env.message.isResponse {
+            let key = ReplyKey(peer: env.to, kind: Self.kind(env.message))
+            if var q = replies[key], !q.isEmpty {
+                let p = q.removeFirst()
+                replies[key] = q.isEmpty ? nil : q
+                p.succeed(env.message)
+                return
+            }
+        }
+        transport.send(env, from: self)
+    }
+
     private func committed(_ hw: Int64) {
         var keep: [(Int64, EventLoopPromise<Int64>)] = []
         for w in waiting {
@@ -175,14 +272,32 @@ public final class RaftRuntime: @unchecked Sendable {
     private func fail(_ error: Error) {
         failed = failed ?? error
         for w in waiting { w.promise.fail(error) }
-        for p in pending { p.promise.fail(error) }
+        for p in pending { p.promise?.fail(error) }
         waiting = []
         pending = []
+        for (_, q) in replies { for p in q { p.fail(error) } }
+        replies = [:]
     }
 }
 
 public enum RaftRuntimeError: Error, Sendable {
     case stopped
+    case emptyProposal
+}
+
+/// What DescribeQuorum reports, read on the runtime's loop.
+public struct QuorumSnapshot: Sendable {
+    public var nodeId: Int32
+    public var role: RaftRole
+    public var epoch: Int32
+    public var leaderId: Int32
+    public var highWatermark: Int64
+    public var logEndOffset: Int64
+    public var epochStartOffset: Int64
+    public var voters: [Int32]
+    public var voterProgress: [Int32: ReplicaProgress]
+    public var observerProgress: [Int32: ReplicaProgress]
+    public var nowMs: Int64
 }
 
 /// Delivers messages between runtimes of one process (tests, benchmarks).

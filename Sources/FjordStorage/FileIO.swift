@@ -177,6 +177,22 @@ public enum FileSystem {
         try syncDirectory(parent(of: path))
     }
 
+    /// Writes `bytes` to `path` durably, as `writeAtomically(_:contents:)`.
+    public static func writeAtomically(_ path: String, bytes: ByteBuffer) throws {
+        let tmp = path + ".tmp"
+        let f = try StorageFile(path: tmp, create: true)
+        try f.truncate(to: 0)
+        try f.write(bytes, at: 0)
+        try f.sync()
+        try rename(tmp, path)
+        try syncDirectory(parent(of: path))
+    }
+
+    public static func readBytes(_ path: String) throws -> ByteBuffer {
+        let f = try StorageFile(path: path, readOnly: true)
+        return try f.read(at: 0, count: try f.size())
+    }
+
     public static func readString(_ path: String) throws -> String {
         let f = try StorageFile(path: path, readOnly: true)
         var buf = try f.read(at: 0, count: try f.size())

@@ -10,6 +10,10 @@ struct FjordCommand: ParsableCommand {
         commandName: "fjord",
         abstract: "Fjord: a Kafka-compatible broker.",
         subcommands: [
+            StorageCommand.self,
+            ServerStartCommand.self,
+            ServerCommand.self,
+            MetadataQuorumCommand.self,
             DumpLogCommand.self,
         ]
     )

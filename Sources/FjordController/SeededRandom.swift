@@ -1,0 +1,20 @@
+/// The controller's only randomness (topic ids, placement start offsets): SplitMix64 from an
+/// injected seed, so one seed reproduces a run.
+struct SeededRandom: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    init(seed: UInt64) { state = seed }
+
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// A uniform value in 0..<n (n > 0).
+    mutating func below(_ n: Int) -> Int {
+        Int(next() % UInt64(n))
+    }
+}

@@ -1,0 +1,211 @@
+#if canImport(Glibc)
+import Glibc
+#endif
+import FjordController
+import FjordMetadata
+import FjordProtocol
+import FjordRaft
+import FjordRaftRuntime
+import FjordStorage
+import FjordWire
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// One `fjord` process: the Raft runtime over `__cluster_metadata-0` (a voter on
+/// controllers, an observer on brokers), the metadata publisher, the controller shell
+/// (controller role), broker registration and heartbeats (broker role), and the
+/// listeners.
+public final class FjordNode: @unchecked Sendable {
+    public let config: ServerConfig
+    public let clusterId: String
+    let logger: Logger
+    let group: MultiThreadedEventLoopGroup
+    let raft: RaftRuntime
+    let transport: NetworkRaftTransport
+    let publisher: MetadataPublisher
+    let controllerChannel: ControllerChannel
+    private(set) var controller: ControllerShell?
+    private(set) var lifecycle: BrokerLifecycle?
+    private var server: KafkaServer?
+    private var dispatcher: NodeDispatcher?
+    private let locks: [DirectoryLock]
+    private let leader = NIOLockedValueBox<Int32>(-1)
+
+    /// Checks the directories (formatted, one cluster, this node), locks them and opens the
+    /// metadata log. Throws with Kafka's message when a directory is not usable.
+    public init(config: ServerConfig, logger: Logger) throws {
+        self.config = config
+        self.logger = logger
+        self.clusterId = try StorageTool.verifyFormatted(config: config)
+        var dirs = config.logDirs
+        if !dirs.contains(config.metadataLogDir) { dirs.append(config.metadataLogDir) }
+        var locks: [DirectoryLock] = []
+        for d in dirs { locks.append(try DirectoryLock(dir: d)) }
+        self.locks = locks
+        let threads = max(2, System.coreCount)
+        group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
+        transport = NetworkRaftTransport(group: group, voters: config.voters, clusterId: clusterId,
+                                         requestTimeoutMs: config.raft.requestTimeoutMs, logger: logger)
+        var seed = UInt64(UInt32(bitPattern: config.nodeId))
+        seed = seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(RaftRuntime.wallClockMs())
+        raft = try RaftRuntime(config: config.raft, dataDir: config.metadataLogDir, loop: group.next(), transport: transport,
+                               seed: seed, logger: logger)
+        publisher = MetadataPublisher(raft: raft, logger: logger)
+        controllerChannel = ControllerChannel(raft: raft, group: group, voters: config.voters, nodeId: config.nodeId, logger: logger)
+        if config.isController {
+            var cc = ControllerConfig(nodeId: config.nodeId, clusterId: clusterId)
+            cc.brokerSessionTimeoutMs = config.brokerSessionTimeoutMs
+            cc.brokerHeartbeatIntervalMs = config.brokerHeartbeatIntervalMs
+            cc.defaultNumPartitions = config.numPartitions
+            cc.defaultReplicationFactor = config.defaultReplicationFactor
+            cc.minInsyncReplicas = config.minInsyncReplicas
+            cc.uncleanLeaderElectionEnable = config.uncleanLeaderElectionEnable
+            cc.autoLeaderRebalanceEnable = config.autoLeaderRebalanceEnable
+            cc.leaderImbalanceCheckIntervalMs = config.leaderImbalanceCheckIntervalSeconds * 1000
+            cc.leaderImbalancePerBrokerPercentage = config.leaderImbalancePerBrokerPercentage
+            let mv = (try? StorageTool.readBootstrapMetadataVersion(dir: config.metadataLogDir)) ?? nil
+            controller = ControllerShell(raft: raft, publisher: publisher, config: cc,
+                                         bootstrapMetadataVersion: mv ?? MetadataVersion.latest.level, seed: seed, logger: logger)
+        }
+    }
+
+    /// The leader of the metadata quorum as last reported by the Raft runtime.
+    var knownLeaderId: Int32 { leader.withLockedValue { $0 } }
+
+    public func start() throws {
+        let raft = self.raft
+        let publisher = self.publisher
+        let controller = self.controller
+        raft.onCommit = { hw in
+            publisher.catchUp(to: hw)
+            controller?.maybeActivate()
+        }
+        raft.onLeaderChange = { [leader] epoch, id in
+            leader.withLockedValue { $0 = id }
+            controller?.maybeActivate()
+        }
+        raft.start()
+        controller?.start()
+        let dispatcher = NodeDispatcher(node: self)
+        self.dispatcher = dispatcher
+        let server = KafkaServer(group: group, maxFrameSize: config.socketRequestMaxBytes, logger: logger)
+        if config.isController, let l = config.controllerListener {
+            try server.bind(l, controllerListener: true, dispatcher: dispatcher)
+        }
+        self.server = server
+        if config.isBroker {
+            var dirIds: [KafkaUUID] = []
+            for d in config.logDirs {
+                if let id = (try? MetaProperties.read(dir: d))??.directoryId { dirIds.append(id) }
+            }
+            let lc = BrokerLifecycle(config: config, clusterId: clusterId, channel: controllerChannel, publisher: publisher,
+                                     logDirIds: dirIds, loop: group.next(), logger: logger)
+            lifecycle = lc
+            lc.start()
+            // Clients are served once the broker has caught up with the metadata log and the
+            // controller has unfenced it (Kafka opens its broker listeners at the same point).
+            logger.info("waiting for the controller to unfence this broker before opening the broker listeners")
+            let listeners = config.brokerListeners
+            let logger = self.logger
+            lc.unfenced.futureResult.whenSuccess {
+                for l in listeners {
+                    server.bindAsync(l, controllerListener: false, dispatcher: dispatcher).whenFailure { error in
+                        logger.critical("cannot open the broker listener \(l); exiting", metadata: ["error": "\(error)"])
+                        exit(1)
+                    }
+                }
+            }
+        }
+        logger.info("Fjord node started", metadata: ["node.id": "\(config.nodeId)", "process.roles": "\(config.processRoles.map(\.rawValue).sorted().joined(separator: ","))",
+                                                     "cluster.id": "\(clusterId)"])
+    }
+
+    /// Graceful stop: controlled shutdown for a broker, then listeners, Raft and the loops.
+    public func shutdown() {
+        logger.info("shutting down")
+        if let lc = lifecycle {
+            _ = try? lc.controlledShutdown(timeoutMs: 5000).wait()
+            lc.stop()
+        }
+        server?.close()
+        controller?.stop()
+        _ = try? raft.stop().wait()
+        transport.closeAll()
+        controllerChannel.close()
+        try? group.syncShutdownGracefully()
+        logger.info("shut down")
+    }
+
+    // MARK: views for the dispatcher
+
+    /// Unfenced brokers with their endpoint on `listener` (the listener the client used).
+    func liveBrokers(_ image: MetadataImage, listener: String) -> [(Int32, (host: String, port: Int), String?)] {
+        image.brokers.keys.sorted().compactMap { id in
+            guard let b = image.brokers[id], !b.fenced else { return nil }
+            let ep = b.endpoints.first { $0.name == listener } ?? b.endpoints.first
+            guard let e = ep else { return nil }
+            return (id, (e.host, Int(e.port)), b.rack)
+        }
+    }
+
+    /// The controller id that Metadata and DescribeCluster report to clients: the active
+    /// controller if it is also a live broker (clients cannot reach a controller-only node),
+    /// otherwise a live broker, as Kafka's KRaft brokers do.
+    func metadataControllerId(_ image: MetadataImage) -> Int32 {
+        let l = knownLeaderId
+        if let b = image.brokers[l], !b.fenced { return l }
+        return image.brokers.keys.sorted().first { image.brokers[$0]?.fenced == false } ?? -1
+    }
+
+    func describeQuorumResponse(_ s: QuorumSnapshot) -> DescribeQuorumResponse {
+        func state(_ id: Int32, _ p: ReplicaProgress?) -> DescribeQuorumResponse.ReplicaState {
+            var r = DescribeQuorumResponse.ReplicaState()
+            r.replicaId = id
+            if id == s.nodeId {
+                r.logEndOffset = s.logEndOffset
+                r.lastFetchTimestamp = s.nowMs
+                r.lastCaughtUpTimestamp = s.nowMs
+            } else {
+                r.logEndOffset = p?.endOffset ?? -1
+                r.lastFetchTimestamp = p?.lastFetchMs ?? -1
+                r.lastCaughtUpTimestamp = p?.lastCaughtUpMs ?? -1
+            }
+            return r
+        }
+        var p = DescribeQuorumResponse.PartitionData()
+        p.partitionIndex = 0
+        p.leaderId = s.leaderId
+        p.leaderEpoch = s.epoch
+        p.highWatermark = s.highWatermark
+        p.currentVoters = s.voters.map { state($0, s.voterProgress[$0]) }
+        p.observers = s.observerProgress.keys.sorted().map { state($0, s.observerProgress[$0]) }
+        var t = DescribeQuorumResponse.TopicData()
+        t.topicName = RaftWire.topicName
+        t.partitions = [p]
+        var resp = DescribeQuorumResponse()
+        resp.topics = [t]
+        resp.nodes = config.voters.map { v in
+            var n = DescribeQuorumResponse.Node()
+            n.nodeId = v.id
+            var l = DescribeQuorumResponse.Listener()
+            l.name = config.controllerListenerNames.first ?? "CONTROLLER"
+            l.host = v.host
+            l.port = UInt16(clamping: v.port)
+            n.listeners = [l]
+            return n
+        }
+        return resp
+    }
+}
+
+/// Kafka's topic name rules.
+enum Topics {
+    static func isValidName(_ name: String) -> Bool {
+        guard !name.isEmpty, name.utf8.count <= 249, name != ".", name != ".." else { return false }
+        return name.unicodeScalars.allSatisfy { c in
+            (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "." || c == "_" || c == "-"
+        }
+    }
+}

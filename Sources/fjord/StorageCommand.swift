@@ -1,0 +1,103 @@
+import ArgumentParser
+import FjordServer
+import FjordWire
+
+/// `fjord storage`: Kafka's `kafka-storage` (random-uuid, format, info).
+struct StorageCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "storage",
+        abstract: "Format and describe the storage directories of a Fjord node.",
+        subcommands: [RandomUUID.self, Format.self, Info.self]
+    )
+
+    struct RandomUUID: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "random-uuid", abstract: "Print a random UUID (a new cluster id).")
+        func run() throws {
+            print(KafkaUUID.random())
+        }
+    }
+
+    struct Format: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "format", abstract: "Format the log and metadata directories of a node.")
+
+        @Option(name: [.customShort("c"), .customLong("config")], help: "The server configuration file to use.")
+        var config: String
+
+        @Option(name: [.customShort("t"), .customLong("cluster-id")], help: "The cluster ID to use.")
+        var clusterId: String
+
+        @Flag(name: [.customShort("g"), .customLong("ignore-formatted")],
+              help: "When this option is passed, the format command will skip over already formatted directories rather than failing.")
+        var ignoreFormatted = false
+
+        @Option(name: [.customShort("r"), .customLong("release-version")],
+                help: "The release version to use for the initial metadata.version, e.g. 3.9-IV0.")
+        var releaseVersion: String?
+
+        @Flag(name: [.customShort("s"), .customLong("standalone")],
+              help: "Used to initialize a controller as a single-node dynamic quorum (Fjord uses the static controller.quorum.voters).")
+        var standalone = false
+
+        @Option(name: [.customShort("I"), .customLong("initial-controllers")],
+                help: "Initial dynamic quorum voters (Fjord uses the static controller.quorum.voters).")
+        var initialControllers: String?
+
+        @Flag(name: [.customShort("N"), .customLong("no-initial-controllers")], help: "Do not set initial controllers.")
+        var noInitialControllers = false
+
+        func run() throws {
+            let cfg = try loadConfig(config)
+            if standalone || initialControllers != nil {
+                if !cfg.voters.isEmpty {
+                    stderr("controller.quorum.voters is set: the quorum is static, so --standalone/--initial-controllers are not used.")
+                }
+            }
+            var mv = StorageTool.defaultMetadataVersion
+            if let rv = releaseVersion {
+                guard let v = MetadataVersion(name: rv) else {
+                    stderr("Unknown release version '\(rv)'. Supported versions are: 3.3-IV3 .. \(MetadataVersion.latest.name)")
+                    throw ExitCode.failure
+                }
+                mv = v
+            }
+            do {
+                for line in try StorageTool.format(config: cfg, clusterId: clusterId, ignoreFormatted: ignoreFormatted, releaseVersion: mv) {
+                    print(line)
+                }
+            } catch {
+                stderr("\(error)")
+                throw ExitCode.failure
+            }
+        }
+    }
+
+    struct Info: ParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "info", abstract: "Describe the storage directories of a node.")
+
+        @Option(name: [.customShort("c"), .customLong("config")], help: "The server configuration file to use.")
+        var config: String
+
+        func run() throws {
+            let cfg = try loadConfig(config)
+            let (lines, ok) = StorageTool.info(config: cfg)
+            for l in lines { print(l) }
+            if !ok { throw ExitCode.failure }
+        }
+    }
+}
+
+/// Reads and validates a server properties file; a problem is printed and exits 1.
+func loadConfig(_ path: String) throws -> ServerConfig {
+    do {
+        return try ServerConfig(properties: try JavaProperties.load(path: path))
+    } catch {
+        stderr("\(error)")
+        throw ExitCode.failure
+    }
+}
+
+func stderr(_ s: String) {
+    let t = Terminal()
+    var e = t.standardError
+    print(s, to: &e)
+}

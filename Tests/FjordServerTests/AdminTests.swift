@@ -1,0 +1,107 @@
+import FjordTestSupport
+import Foundation
+import XCTest
+
+/// confluent-kafka's AdminClient against a three-node cluster: topics are created with
+/// leaders spread over the brokers, grown, refused a decrease, configured and deleted; a
+/// killed broker loses its leaderships to ISR members within the session timeout.
+final class AdminTests: XCTestCase {
+    func testTopicLifecycleWithConfluentAdmin() throws {
+        // librdkafka asks for its known topics with auto-creation allowed; keep the deleted one deleted.
+        let c = try LocalCluster(count: 3, extra: ["auto.create.topics.enable=false"])
+        defer { c.stopAll() }
+        try c.startAll()
+        let script = #"""
+            import sys, time
+            from confluent_kafka.admin import AdminClient, NewTopic, NewPartitions, ConfigResource
+            from confluent_kafka import KafkaException
+            a = AdminClient({"bootstrap.servers": sys.argv[1]})
+            deadline = time.time() + 30
+            while len(a.list_topics(timeout=5).brokers) < 3:
+                assert time.time() < deadline, "brokers did not register"
+                time.sleep(0.2)
+            a.create_topics([NewTopic("orders", 6, 3, config={"retention.ms": "3600000"})])["orders"].result(15)
+            # Creating it again is TOPIC_ALREADY_EXISTS.
+            try:
+                a.create_topics([NewTopic("orders", 1, 1)])["orders"].result(15); raise SystemExit("duplicate create accepted")
+            except KafkaException as e:
+                assert e.args[0].name() == "TOPIC_ALREADY_EXISTS", e
+            # RF above the broker count is INVALID_REPLICATION_FACTOR.
+            try:
+                a.create_topics([NewTopic("wide", 1, 4)])["wide"].result(15); raise SystemExit("rf 4 accepted")
+            except KafkaException as e:
+                assert e.args[0].name() == "INVALID_REPLICATION_FACTOR", e
+            def describe():
+                for _ in range(100):
+                    t = a.list_topics("orders", timeout=5).topics["orders"]
+                    if t.error is None and all(p.leader >= 0 for p in t.partitions.values()): return t
+                    time.sleep(0.1)
+                raise SystemExit("orders has no leaders")
+            t = describe()
+            assert len(t.partitions) == 6, t.partitions
+            leaders = [p.leader for p in t.partitions.values()]
+            assert sorted(set(leaders)) == [1, 2, 3], leaders
+            assert all(leaders.count(b) == 2 for b in (1, 2, 3)), leaders
+            assert all(sorted(p.replicas) == [1, 2, 3] and sorted(p.isrs) == [1, 2, 3] for p in t.partitions.values())
+            a.create_partitions([NewPartitions("orders", 8)])["orders"].result(15)
+            for _ in range(100):
+                if len(a.list_topics("orders", timeout=5).topics["orders"].partitions) == 8: break
+                time.sleep(0.1)
+            assert len(a.list_topics("orders", timeout=5).topics["orders"].partitions) == 8
+            try:
+                a.create_partitions([NewPartitions("orders", 4)])["orders"].result(15); raise SystemExit("decrease accepted")
+            except KafkaException as e:
+                assert e.args[0].name() == "INVALID_PARTITIONS", e
+                print("decrease refused:", e.args[0].str())
+            r = ConfigResource("topic", "orders", set_config={"retention.ms": "7200000"})
+            a.alter_configs([r])[r].result(15)
+            a.delete_topics(["orders"])["orders"].result(15)
+            # A fresh client: librdkafka keeps refreshing topics it has handles for.
+            b = AdminClient({"bootstrap.servers": sys.argv[1]})
+            for _ in range(100):
+                if "orders" not in b.list_topics(timeout=5).topics: break
+                time.sleep(0.1)
+            assert "orders" not in b.list_topics(timeout=5).topics, b.list_topics(timeout=5).topics
+            print("ok")
+            """#
+        let out = String(decoding: try TestPython.run(script, args: [c.bootstrap], timeout: 120), as: UTF8.self)
+        XCTAssertTrue(out.contains("ok"), out)
+        XCTAssertTrue(out.contains("decrease refused"), out)
+    }
+
+    func testKilledBrokerLosesLeadershipToIsr() throws {
+        let c = try LocalCluster(count: 3, extra: ["broker.session.timeout.ms=3000", "broker.heartbeat.interval.ms=500"])
+        defer { c.stopAll() }
+        try c.startAll()
+        let setup = #"""
+            import sys, time
+            from confluent_kafka.admin import AdminClient, NewTopic
+            a = AdminClient({"bootstrap.servers": sys.argv[1]})
+            deadline = time.time() + 30
+            while len(a.list_topics(timeout=5).brokers) < 3:
+                assert time.time() < deadline, "brokers did not register"
+                time.sleep(0.2)
+            a.create_topics([NewTopic("t", 6, 3)])["t"].result(15)
+            print("created")
+            """#
+        _ = try TestPython.run(setup, args: [c.bootstrap], timeout: 60)
+        c.kill9(3)
+        let t0 = Date()
+        let check = #"""
+            import sys, time
+            from confluent_kafka.admin import AdminClient
+            a = AdminClient({"bootstrap.servers": sys.argv[1]})
+            deadline = time.time() + float(sys.argv[2])
+            while True:
+                t = a.list_topics("t", timeout=5).topics["t"]
+                ps = list(t.partitions.values())
+                if all(p.leader in (1, 2) and 3 not in p.isrs for p in ps): break
+                assert time.time() < deadline, [(p.id, p.leader, p.isrs) for p in ps]
+                time.sleep(0.1)
+            print("moved")
+            """#
+        _ = try TestPython.run(check, args: ["127.0.0.1:\(c.brokerPorts[1]!)", "8"], timeout: 60)
+        let elapsed = Date().timeIntervalSince(t0)
+        XCTAssertLessThan(elapsed, 3.0 + 2.0 + 1.0, "leaders moved after \(elapsed) s")
+    }
+}
