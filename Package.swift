@@ -94,7 +94,7 @@ let package = Package(
                 swiftSettings: strict),
         // Operator tools shared by the CLI (dump-log, ...), testable without spawning processes.
         .target(name: "FjordTools",
-                dependencies: ["FjordRecords", "FjordProtocol", .product(name: "NIOCore", package: "swift-nio")],
+                dependencies: ["FjordRecords", "FjordProtocol", "FjordMetadata", .product(name: "NIOCore", package: "swift-nio")],
                 swiftSettings: strict),
         .executableTarget(name: "fjord",
                 dependencies: ["FjordTools", "FjordServer", "FjordRaftRuntime", "FjordWire",

@@ -31,7 +31,7 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
         .apiVersions: 0...4, .describeQuorum: 0...2, .describeCluster: 0...1, .describeConfigs: 1...4,
     ]
     static let brokerApis: [ApiKey: ClosedRange<Int16>] = [
-        .metadata: 0...12,
+        .metadata: 0...12, .describeTopicPartitions: 0...0,
     ]
 
     func supportedApis(controllerListener: Bool) -> [ApiKey: ClosedRange<Int16>] {
@@ -63,6 +63,8 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
         case let r as DescribeQuorumRequest: return describeQuorum(r, context).map { $0 }
         case let r as DescribeClusterRequest: return loop.makeSucceededFuture(describeCluster(r, context))
         case let r as MetadataRequest: return metadata(r, context).map { $0 }
+        case let r as DescribeTopicPartitionsRequest:
+            return loop.makeSucceededFuture(TopicPartitionsDescriber.describe(r, image: node.publisher.image))
         case let r as DescribeConfigsRequest:
             return loop.makeSucceededFuture(ConfigDescriber.describe(r, version: context.apiVersion, image: node.publisher.image, config: node.config))
         default: break

@@ -1,3 +1,5 @@
+import FjordMetadata
+import FjordProtocol
 import FjordRecords
 import Foundation
 import NIOCore
@@ -31,6 +33,9 @@ public struct DumpLogOptions: Sendable {
     /// `SNAPSHOT_HEADER`, ...), e.g. as Kafka's JSON; the text follows the record metadata.
     /// nil, or a nil result, prints ` controlType: <NAME>(<id>)`.
     public var describeControlRecord: (@Sendable (ControlRecordType, Record) -> String?)?
+    /// Decodes a data record's value for `--cluster-metadata-decoder` (printed after
+    /// ` payload: `); nil prints the value as UTF-8 (with `--print-data-log`).
+    public var decodePayload: (@Sendable (Record) -> String)?
 
     public init(files: [String], printDataLog: Bool = false, deepIteration: Bool = false,
                 skipRecordMetadata: Bool = false, maxBytes: Int? = nil,
@@ -45,6 +50,7 @@ public struct DumpLogOptions: Sendable {
         self.maxDecompressedBytes = maxDecompressedBytes
         self.readChunkSize = readChunkSize
         self.describeControlRecord = describeControlRecord
+        self.decodePayload = nil
     }
 
     /// Whether records are listed: `--deep-iteration` or `--print-data-log`.
@@ -206,7 +212,9 @@ public enum DumpLog {
                 if !options.skipRecordMetadata {
                     line = recordLine(record, in: batch, describeControl: options.describeControlRecord)
                 }
-                if options.printDataLog && !batch.isControl {
+                if let decode = options.decodePayload, !batch.isControl {
+                    line += (options.skipRecordMetadata ? "| " : " ") + "payload: " + decode(record)
+                } else if options.printDataLog && !batch.isControl {
                     var prefix = options.skipRecordMetadata ? "| " : " "
                     if let key = record.key {
                         line += prefix + "key: " + String(buffer: key)
@@ -352,5 +360,58 @@ struct SegmentFile {
             if n == 0 { break }
             done += n
         }
+    }
+}
+
+/// `--cluster-metadata-decoder`: metadata records and KRaft control records as Kafka's
+/// decoder prints them, `{"type":"REGISTER_BROKER_RECORD","version":3,"data":{...}}`.
+public enum ClusterMetadataDecoder {
+    public static func payload(_ record: Record) -> String {
+        guard let value = record.value else { return "null" }
+        do {
+            let m = try MetadataRecord.decode(value)
+            let data = m.fields().map { "\"\($0.0)\":\(json($0.1))" }.joined(separator: ",")
+            return "{\"type\":\"\(snake(MetadataRecord.recordName(m.type)))\",\"version\":\(m.version),\"data\":{\(data)}}"
+        } catch {
+            return "(undecodable metadata record: \(error))"
+        }
+    }
+
+    /// LeaderChange, SnapshotHeader/Footer, KRaftVersion and Voters control records.
+    public static func control(_ type: ControlRecordType, _ record: Record) -> String? {
+        guard var v = record.value else { return nil }
+        switch type.rawValue {
+        case 2:
+            guard let m = try? LeaderChangeMessage(from: &v, version: 0) else { return nil }
+            let voters = m.voters.map { "{\"voterId\":\($0.voterId)}" }.joined(separator: ",")
+            let granting = m.grantingVoters.map { "{\"voterId\":\($0.voterId)}" }.joined(separator: ",")
+            return " LeaderChange: {\"version\":\(m.version),\"leaderId\":\(m.leaderId),\"voters\":[\(voters)],\"grantingVoters\":[\(granting)]}"
+        case 3:
+            guard let m = try? SnapshotHeaderRecord(from: &v, version: 0) else { return nil }
+            return " SnapshotHeader {\"version\":\(m.version),\"lastContainedLogTimestamp\":\(m.lastContainedLogTimestamp)}"
+        case 4:
+            guard let m = try? SnapshotFooterRecord(from: &v, version: 0) else { return nil }
+            return " SnapshotFooter {\"version\":\(m.version)}"
+        default:
+            return nil
+        }
+    }
+
+    static func json(_ text: String) -> String {
+        if text == "true" || text == "false" || Int64(text) != nil { return text }
+        if text.hasPrefix("["), text.hasSuffix("]"), text.dropFirst().dropLast().split(separator: ",").allSatisfy({ Int64($0) != nil }) {
+            return text
+        }
+        return "\"" + text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
+    }
+
+    /// "RegisterBrokerRecord" → "REGISTER_BROKER_RECORD".
+    static func snake(_ name: String) -> String {
+        var out = ""
+        for (i, c) in name.enumerated() {
+            if c.isUppercase, i > 0 { out += "_" }
+            out += c.uppercased()
+        }
+        return out
     }
 }

@@ -24,6 +24,10 @@ struct DumpLogCommand: ParsableCommand {
           help: "Whether to skip printing metadata for each record.")
     var skipRecordMetadata = false
 
+    @Flag(name: .customLong("cluster-metadata-decoder"),
+          help: "If set, log data will be parsed as cluster metadata records.")
+    var clusterMetadataDecoder = false
+
     @Option(name: .customLong("max-bytes"),
             help: "Limit the amount of total batches read in bytes avoiding reading the whole .log file(s).")
     var maxBytes: Int?
@@ -38,8 +42,12 @@ struct DumpLogCommand: ParsableCommand {
     }
 
     func run() throws {
-        let options = DumpLogOptions(files: paths, printDataLog: printDataLog, deepIteration: deepIteration,
+        var options = DumpLogOptions(files: paths, printDataLog: printDataLog || clusterMetadataDecoder, deepIteration: deepIteration,
                                      skipRecordMetadata: skipRecordMetadata, maxBytes: maxBytes)
+        if clusterMetadataDecoder {
+            options.decodePayload = ClusterMetadataDecoder.payload
+            options.describeControlRecord = ClusterMetadataDecoder.control
+        }
         let terminal = Terminal()
         var out = terminal.standardOutput
         var err = terminal.standardError
