@@ -82,11 +82,19 @@ let package = Package(
         .target(name: "FjordController",
                 dependencies: ["FjordMetadata", "FjordProtocol", "FjordWire", .product(name: "NIOCore", package: "swift-nio")],
                 swiftSettings: strict),
+        // The broker data plane: partitions following the metadata image, produce/fetch,
+        // delayed operations, ISR changes, follower fetchers, producer ids.
+        .target(name: "FjordBroker",
+                dependencies: ["FjordStorage", "FjordMetadata", "FjordProtocol", "FjordRecords", "FjordWire",
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
         // The server: configuration, storage formatting, SwiftNIO listeners and client
         // connections, KRaft over TCP, the node that runs the broker and controller roles.
         .target(name: "FjordServer",
                 dependencies: ["FjordRaftRuntime", "FjordRaft", "FjordStorage", "FjordRecords", "FjordProtocol", "FjordWire",
-                               "FjordMetadata", "FjordController",
+                               "FjordMetadata", "FjordController", "FjordBroker",
                                .product(name: "NIOCore", package: "swift-nio"),
                                .product(name: "NIOPosix", package: "swift-nio"),
                                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

@@ -15,7 +15,8 @@ public struct ControllerConfig: Sendable {
     public var defaultNumPartitions: Int32 = 1
     /// `default.replication.factor`: replication factor of a topic created with -1.
     public var defaultReplicationFactor: Int16 = 1
-    /// `min.insync.replicas`: the cluster's default (topics may override it).
+    /// `min.insync.replicas`: the cluster's default (topics may override it). Brokers enforce
+    /// it on produce; the controller does not use it (Kafka uses it for KIP-966 ELR only).
     public var minInsyncReplicas: Int32 = 1
     /// `unclean.leader.election.enable`: elect a replica outside the ISR when no ISR member
     /// is alive (topics and dynamic cluster configs may override it).

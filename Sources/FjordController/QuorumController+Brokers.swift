@@ -104,7 +104,9 @@ extension QuorumController {
                 next = .fenced
             } else if request.wantShutDown {
                 next = .shutdownNow
-            } else if request.currentMetadataOffset >= broker.epoch {
+            } else if request.currentMetadataOffset >= broker.epoch && !broker.inControlledShutdown {
+                // A broker fenced during controlled shutdown cannot leave that state (no
+                // record clears it): it comes back by registering again.
                 next = .unfenced
             } else {
                 next = .fenced

@@ -12,6 +12,11 @@ extension QuorumController {
     ///   replicas for brokers over `leader.imbalance.per.broker.percentage`.
     public func tick(nowMs: Int64) -> [MetadataRecord] {
         var out: [MetadataRecord] = []
+        // An unfenced broker this controller has not tracked yet (unfenced by a replayed
+        // record) gets a full session from now.
+        for b in image.brokers.values where !b.fenced && sessions[b.id] == nil {
+            sessions[b.id] = BrokerSession(lastContactMs: nowMs)
+        }
         for id in sessions.keys.sorted() {
             guard let s = sessions[id], let b = image.brokers[id], !b.fenced else {
                 sessions[id] = nil

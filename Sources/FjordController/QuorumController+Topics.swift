@@ -6,17 +6,6 @@ extension QuorumController {
     /// The most partitions one topic may gain in one request (Kafka's `MAX_PARTITIONS_PER_BATCH`).
     public static let maxPartitionsPerRequest = 10_000
 
-    /// An error for one item of a request: a Kafka error code and message.
-    struct ApiError: Error {
-        var code: ErrorCode
-        var message: String?
-
-        init(_ code: ErrorCode, _ message: String? = nil) {
-            self.code = code
-            self.message = message
-        }
-    }
-
     /// CreateTopics at request version `version`: validates names, partition counts,
     /// replication factors, manual assignments and configs as Kafka does; places replicas on
     /// active brokers; writes a `TopicRecord`, its `ConfigRecord`s and `PartitionRecord`s per
@@ -91,7 +80,8 @@ extension QuorumController {
             var rf: Int?
             for a in topic.assignments {
                 if byIndex[a.partitionIndex] != nil {
-                    throw ApiError(.invalidReplicaAssignment, "Found multiple manual partition assignments for partition \(a.partitionIndex)")
+                    throw ApiError(.invalidReplicaAssignment,
+                                   "Found multiple manual partition assignments for partition \(a.partitionIndex)")
                 }
                 try validateManualAssignment(a.brokerIds, replicationFactor: rf)
                 rf = a.brokerIds.count
@@ -140,9 +130,11 @@ extension QuorumController {
             let isr = replicas.filter { image.isActive(broker: $0) }
             guard let leader = isr.first else {
                 throw ApiError(.invalidReplicaAssignment,
-                               "All brokers specified in the manual partition assignment for partition \(index) are fenced or in controlled shutdown.")
+                               "All brokers specified in the manual partition assignment for partition \(index) "
+                                   + "are fenced or in controlled shutdown.")
             }
-            partitionRecords.append(.partition(newPartitionRecord(topicId: id, partition: Int32(index), replicas: replicas, isr: isr, leader: leader)))
+            let record = newPartitionRecord(topicId: id, partition: Int32(index), replicas: replicas, isr: isr, leader: leader)
+            partitionRecords.append(.partition(record))
         }
 
         var records: [MetadataRecord] = []
@@ -185,7 +177,8 @@ extension QuorumController {
         var previous: Int32?
         for b in replicas.sorted() {
             if image.brokers[b] == nil {
-                throw ApiError(.invalidReplicaAssignment, "The manual partition assignment includes broker \(b), but no such broker is registered.")
+                throw ApiError(.invalidReplicaAssignment,
+                               "The manual partition assignment includes broker \(b), but no such broker is registered.")
             }
             if b == previous {
                 throw ApiError(.invalidReplicaAssignment, "The manual partition assignment includes the broker \(b) more than once.")
@@ -238,7 +231,8 @@ extension QuorumController {
         let current = t.partitions.count
         if Int(topic.count) == current { throw ApiError(.invalidPartitions, "Topic already has \(current) partitions.") }
         if Int(topic.count) < current {
-            throw ApiError(.invalidPartitions, "Topic currently has \(current) partitions, which is higher than the requested \(topic.count).")
+            throw ApiError(.invalidPartitions,
+                           "Topic currently has \(current) partitions, which is higher than the requested \(topic.count).")
         }
         let additional = Int(topic.count) - current
         if additional > Self.maxPartitionsPerRequest {
@@ -251,7 +245,8 @@ extension QuorumController {
         if let manual = topic.assignments, !manual.isEmpty {
             if manual.count != additional {
                 throw ApiError(.invalidReplicaAssignment,
-                               "Attempted to add \(additional) additional partition(s), but only \(manual.count) assignment(s) were specified.")
+                               "Attempted to add \(additional) additional partition(s), but only \(manual.count) "
+                                   + "assignment(s) were specified.")
             }
             for a in manual {
                 try validateManualAssignment(a.brokerIds, replicationFactor: rf)
@@ -271,9 +266,11 @@ extension QuorumController {
             let isr = replicas.filter { image.isActive(broker: $0) }
             guard let leader = isr.first else {
                 throw ApiError(.invalidReplicaAssignment,
-                               "All brokers specified in the manual partition assignment for partition \(index) are fenced or in controlled shutdown.")
+                               "All brokers specified in the manual partition assignment for partition \(index) "
+                                   + "are fenced or in controlled shutdown.")
             }
-            records.append(.partition(newPartitionRecord(topicId: t.id, partition: index, replicas: replicas, isr: isr, leader: leader)))
+            let record = newPartitionRecord(topicId: t.id, partition: index, replicas: replicas, isr: isr, leader: leader)
+            records.append(.partition(record))
         }
         return records
     }

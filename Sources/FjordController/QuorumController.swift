@@ -79,6 +79,17 @@ public final class QuorumController {
 
     // MARK: internals
 
+    /// An error for one item of a request: a Kafka error code and message.
+    struct ApiError: Error {
+        var code: ErrorCode
+        var message: String?
+
+        init(_ code: ErrorCode, _ message: String? = nil) {
+            self.code = code
+            self.message = message
+        }
+    }
+
     /// Replays generated records at the next write offsets.
     func commit(_ records: [MetadataRecord]) {
         for r in records {

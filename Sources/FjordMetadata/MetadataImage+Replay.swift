@@ -74,8 +74,7 @@ extension MetadataImage {
             controllers[r.controllerId] = ControllerInfo(
                 id: r.controllerId, incarnationId: r.incarnationId, zkMigrationReady: r.zkMigrationReady,
                 endpoints: r.endPoints.map { Endpoint(name: $0.name, host: $0.host, port: $0.port, securityProtocol: $0.securityProtocol) },
-                supportedFeatures: Dictionary(r.features.map { ($0.name, FeatureRange(min: $0.minSupportedVersion, max: $0.maxSupportedVersion)) },
-                                              uniquingKeysWith: { _, last in last }))
+                supportedFeatures: Self.ranges(r.features.map { ($0.name, $0.minSupportedVersion, $0.maxSupportedVersion) }))
         case .noOp, .other:
             break
         }
@@ -95,9 +94,12 @@ extension MetadataImage {
             id: r.brokerId, epoch: r.brokerEpoch, incarnationId: r.incarnationId,
             endpoints: r.endPoints.map { Endpoint(name: $0.name, host: $0.host, port: $0.port, securityProtocol: $0.securityProtocol) },
             rack: r.rack, fenced: r.fenced, inControlledShutdown: r.inControlledShutdown,
-            supportedFeatures: Dictionary(r.features.map { ($0.name, FeatureRange(min: $0.minSupportedVersion, max: $0.maxSupportedVersion)) },
-                                          uniquingKeysWith: { _, last in last }),
+            supportedFeatures: Self.ranges(r.features.map { ($0.name, $0.minSupportedVersion, $0.maxSupportedVersion) }),
             logDirs: r.logDirs)
+    }
+
+    private static func ranges(_ features: [(String, Int16, Int16)]) -> [String: FeatureRange] {
+        Dictionary(features.map { ($0.0, FeatureRange(min: $0.1, max: $0.2)) }, uniquingKeysWith: { _, last in last })
     }
 
     private mutating func changeRegistration(id: Int32, epoch: Int64, fenced: Bool?, inControlledShutdown: Bool?) {

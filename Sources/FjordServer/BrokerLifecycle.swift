@@ -3,6 +3,7 @@ import FjordProtocol
 import FjordRaftRuntime
 import FjordWire
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 
 /// The broker side of KRaft membership: registers with the active controller
@@ -20,6 +21,9 @@ final class BrokerLifecycle: @unchecked Sendable {
     let incarnationId = KafkaUUID.random()
     let logDirIds: [KafkaUUID]
     private var brokerEpoch: Int64 = -1
+    private let epochBox = NIOLockedValueBox<Int64>(-1)
+    /// The broker epoch the controller assigned (-1 before registration); any thread.
+    var currentBrokerEpoch: Int64 { epochBox.withLockedValue { $0 } }
     private var inFlight = false
     private var task: RepeatedTask?
     private(set) var isFenced = true
@@ -91,6 +95,7 @@ final class BrokerLifecycle: @unchecked Sendable {
             case let .success(resp as BrokerRegistrationResponse):
                 if resp.errorCode == 0 {
                     self.brokerEpoch = resp.brokerEpoch
+                    self.epochBox.withLockedValue { $0 = resp.brokerEpoch }
                     self.lastHeartbeatMs = 0
                     self.logger.info("registered with the controller", metadata: ["brokerEpoch": "\(resp.brokerEpoch)"])
                 } else {

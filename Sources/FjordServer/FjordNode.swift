@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import FjordBroker
 import FjordController
 import FjordMetadata
 import FjordProtocol
@@ -28,6 +29,10 @@ public final class FjordNode: @unchecked Sendable {
     let controllerChannel: ControllerChannel
     private(set) var controller: ControllerShell?
     private(set) var lifecycle: BrokerLifecycle?
+    private(set) var replicaManager: ReplicaManager?
+    private(set) var producerIds: ProducerIdManager?
+    private var brokerNetwork: BrokerNetwork?
+    private var logManager: LogManager?
     private var server: KafkaServer?
     private var dispatcher: NodeDispatcher?
     private let locks: [DirectoryLock]
@@ -41,9 +46,23 @@ public final class FjordNode: @unchecked Sendable {
         self.clusterId = try StorageTool.verifyFormatted(config: config)
         var dirs = config.logDirs
         if !dirs.contains(config.metadataLogDir) { dirs.append(config.metadataLogDir) }
+        // A broker's LogManager locks the log directories itself; the node locks the rest.
         var locks: [DirectoryLock] = []
-        for d in dirs { locks.append(try DirectoryLock(dir: d)) }
+        for d in dirs where !(config.isBroker && config.logDirs.contains(d)) { locks.append(try DirectoryLock(dir: d)) }
         self.locks = locks
+        if config.isBroker {
+            var defaults: [String: String] = [:]
+            for c in ConfigDescriber.topicConfigs {
+                if let v = ConfigDescriber.staticValue(for: c.brokerKey, config: config) { defaults[c.name] = v }
+            }
+            let logConfig: LogConfig
+            do {
+                logConfig = try LogConfig(overrides: defaults)
+            } catch {
+                throw ConfigError(key: nil, "invalid log configuration: \(error)")
+            }
+            logManager = try LogManager(logDirs: config.logDirs, defaultConfig: logConfig, nowMs: RaftRuntime.wallClockMs(), logger: logger)
+        }
         let threads = max(2, System.coreCount)
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         transport = NetworkRaftTransport(group: group, voters: config.voters, clusterId: clusterId,
@@ -95,6 +114,23 @@ public final class FjordNode: @unchecked Sendable {
             try server.bind(l, controllerListener: true, dispatcher: dispatcher)
         }
         self.server = server
+        if config.isBroker, let logManager {
+            let network = BrokerNetwork(channel: controllerChannel, publisher: publisher, group: group,
+                                        listenerName: config.interBrokerListenerName, nodeId: config.nodeId)
+            brokerNetwork = network
+            var bc = BrokerConfig(nodeId: config.nodeId)
+            bc.minInsyncReplicas = config.minInsyncReplicas
+            bc.messageMaxBytes = config.messageMaxBytes
+            bc.autoCreateTopicsEnable = config.autoCreateTopicsEnable
+            if let v = config.properties["replica.lag.time.max.ms"].flatMap(Int64.init) { bc.replicaLagTimeMaxMs = v }
+            if let v = config.properties["replica.fetch.max.bytes"].flatMap(Int32.init) { bc.replicaFetchMaxBytes = v }
+            if let v = config.properties["replica.fetch.wait.max.ms"].flatMap(Int32.init) { bc.replicaFetchWaitMaxMs = v }
+            let rm = ReplicaManager(config: bc, logManager: logManager, transport: network, group: group,
+                                    clock: RaftRuntime.wallClockMs, logger: logger)
+            replicaManager = rm
+            publisher.subscribe { image in rm.applyImage(image) }
+            rm.start()
+        }
         if config.isBroker {
             var dirIds: [KafkaUUID] = []
             for d in config.logDirs {
@@ -103,6 +139,10 @@ public final class FjordNode: @unchecked Sendable {
             let lc = BrokerLifecycle(config: config, clusterId: clusterId, channel: controllerChannel, publisher: publisher,
                                      logDirIds: dirIds, loop: group.next(), logger: logger)
             lifecycle = lc
+            replicaManager?.brokerEpoch = { lc.currentBrokerEpoch }
+            if let network = brokerNetwork {
+                producerIds = ProducerIdManager(transport: network, brokerId: config.nodeId, brokerEpoch: { lc.currentBrokerEpoch })
+            }
             lc.start()
             // Clients are served once the broker has caught up with the metadata log and the
             // controller has unfenced it (Kafka opens its broker listeners at the same point).
@@ -130,6 +170,8 @@ public final class FjordNode: @unchecked Sendable {
             lc.stop()
         }
         server?.close()
+        replicaManager?.shutdown()
+        brokerNetwork?.close()
         controller?.stop()
         _ = try? raft.stop().wait()
         transport.closeAll()

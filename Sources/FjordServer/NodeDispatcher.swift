@@ -32,6 +32,8 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
     ]
     static let brokerApis: [ApiKey: ClosedRange<Int16>] = [
         .metadata: 0...12, .describeTopicPartitions: 0...0,
+        .produce: 3...11, .fetch: 4...17, .listOffsets: 1...8, .offsetForLeaderEpoch: 2...4, .deleteRecords: 0...2,
+        .initProducerId: 0...4,
     ]
 
     func supportedApis(controllerListener: Bool) -> [ApiKey: ClosedRange<Int16>] {
@@ -59,7 +61,7 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
         case let r as VoteRequest: return raft(r, context)
         case let r as BeginQuorumEpochRequest: return raft(r, context)
         case let r as EndQuorumEpochRequest: return raft(r, context)
-        case let r as FetchRequest: return raft(r, context)
+        case let r as FetchRequest where context.isControllerListener: return raft(r, context)
         case let r as DescribeQuorumRequest: return describeQuorum(r, context).map { $0 }
         case let r as DescribeClusterRequest: return loop.makeSucceededFuture(describeCluster(r, context))
         case let r as MetadataRequest: return metadata(r, context).map { $0 }
@@ -68,6 +70,20 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
         case let r as DescribeConfigsRequest:
             return loop.makeSucceededFuture(ConfigDescriber.describe(r, version: context.apiVersion, image: node.publisher.image, config: node.config))
         default: break
+        }
+        if !context.isControllerListener, let rm = node.replicaManager {
+            let el = loop.next()
+            switch request {
+            case let r as ProduceRequest: return rm.produce(r, version: context.apiVersion, on: el).map { $0 }
+            case let r as FetchRequest: return rm.fetch(r, version: context.apiVersion, on: el).map { $0 }
+            case let r as ListOffsetsRequest: return el.makeSucceededFuture(rm.listOffsets(r, version: context.apiVersion))
+            case let r as OffsetForLeaderEpochRequest: return el.makeSucceededFuture(rm.offsetForLeaderEpoch(r, version: context.apiVersion))
+            case let r as DeleteRecordsRequest: return el.makeSucceededFuture(rm.deleteRecords(r))
+            case let r as InitProducerIdRequest:
+                guard let ids = node.producerIds else { break }
+                return ids.initProducerId(r, on: el).map { $0 }
+            default: break
+            }
         }
         if context.isControllerListener, let shell = node.controller {
             return controllerOp(request, context, shell).map { $0 }

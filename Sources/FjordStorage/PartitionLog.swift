@@ -29,6 +29,11 @@ public struct LogAppendInfo: Sendable, Equatable {
     public var batchCount: Int
     public var recordCount: Int
     public var validBytes: Int
+    /// Set when an idempotent producer's append was a retry of a batch already in the log
+    /// (one of the producer's last 5): nothing was appended, `firstOffset`/`lastOffset` are
+    /// the original batch's, and the produce response answers NONE with them (Kafka's
+    /// behaviour since KIP-98). `batchCount`, `recordCount` and `validBytes` are then 0.
+    public var duplicateOf: ProducerBatchMetadata? = nil
 }
 
 /// A read's result: where the bytes are, plus the offsets a fetch response reports.
@@ -74,6 +79,12 @@ public final class PartitionLog: @unchecked Sendable {
     /// `.deleted` files renamed by this process → the `nowMs` of the retention pass that
     /// renamed them, so `file.delete.delay.ms` is measured with the caller's clock.
     private var deletedFileTimes: [String: Int64] = [:]
+    /// The idempotent-producer state of the log up to its end (see `ProducerStateManager`),
+    /// snapshotted in `%020d.snapshot` files on roll and close.
+    private var producers = ProducerStateManager()
+    /// How many producer snapshots are kept (the newest); older ones only spare a longer
+    /// replay after a deep truncation.
+    static let maxProducerSnapshots = 4
     let logger: Logger
 
     // MARK: opening
@@ -111,6 +122,7 @@ public final class PartitionLog: @unchecked Sendable {
     }
 
     private func load(hadCleanShutdown: Bool, nowMs: Int64) throws {
+        let checkpointedRecoveryPoint = _recoveryPoint
         // Finish or undo interrupted operations first (see LogCleaner for the swap protocol).
         var bases: Set<Int64> = []
         var forceRecovery: Set<Int64> = []
@@ -212,6 +224,15 @@ public final class PartitionLog: @unchecked Sendable {
         try epochCache.truncate(fromStart: _logStartOffset)
         _recoveryPoint = needsRecovery ? leo : min(max(_recoveryPoint, _logStartOffset), leo)
         if needsRecovery { try flushAllLocked() }
+        // Producer state: after a clean shutdown any snapshot up to the log end is good; after
+        // a crash only those at or below the recovery point, whose data was fsynced before
+        // them (a later one may describe batches that never reached the disk).
+        let trusted = hadCleanShutdown ? leo : min(checkpointedRecoveryPoint, leo)
+        let replayed = try loadProducerStateLocked(upTo: trusted)
+        if replayed && _recoveryPoint == leo {
+            // Spare the next open the replay (the data below the log end is durable).
+            try writeProducerSnapshotLocked()
+        }
     }
 
     private func newSegment(base: Int64, nowMs: Int64) throws -> LogSegment {
@@ -249,6 +270,35 @@ public final class PartitionLog: @unchecked Sendable {
     /// `LogManager` in `cleaner-offset-checkpoint`. Lowered by truncation.
     public var cleanerCheckpoint: Int64 { lock.withLock { _cleanerCheckpoint } }
 
+    /// The idempotent-producer state of `producerId`: its epoch, the last sequence number it
+    /// appended in that epoch (-1 if none), and the last offset of its latest data batch
+    /// (-1 if none). nil for a producer the log does not know.
+    public func producerState(for producerId: Int64) -> (epoch: Int16, lastSequence: Int32, lastOffset: Int64)? {
+        lock.withLock {
+            producers[producerId].map { ($0.producerEpoch, $0.lastSequence, $0.lastDataOffset) }
+        }
+    }
+
+    /// A copy of the whole producer state (tests and tools).
+    var producerStateManager: ProducerStateManager { lock.withLock { producers } }
+
+    /// The number of producers with state in this log (DescribeProducers).
+    public var activeProducerCount: Int { lock.withLock { producers.count } }
+
+    /// Every producer's state, by producer id (DescribeProducers).
+    public var activeProducers: [ProducerStateEntry] {
+        lock.withLock { producers.producers.values.sorted { $0.producerId < $1.producerId } }
+    }
+
+    /// Forgets producers whose latest batch is at least `expirationMs` older than `nowMs`
+    /// (Kafka's `producer.id.expiration.ms`, default one day, checked every
+    /// `producer.id.expiration.check.interval.ms`). Their next append is then treated as a
+    /// new producer's. Returns how many were removed.
+    @discardableResult
+    public func removeExpiredProducers(nowMs: Int64, expirationMs: Int64) -> Int {
+        lock.withLock { producers.removeExpired(nowMs: nowMs, expirationMs: expirationMs) }
+    }
+
     /// A copy of the leader epoch cache (it changes only with the log, under its lock).
     public var leaderEpochCache: LeaderEpochCache { lock.withLock { epochCache } }
 
@@ -270,6 +320,12 @@ public final class PartitionLog: @unchecked Sendable {
     ///   if `leaderEpoch` is older than the latest epoch in the log (a deposed leader);
     ///   `INVALID_RECORD` for a client's control batch or a KRaft batch not stamped with
     ///   `leaderEpoch`; `CORRUPT_MESSAGE`, `MESSAGE_TOO_LARGE`, `RECORD_LIST_TOO_LARGE`, …
+    ///   For a client's idempotent batches (producer id ≥ 0, checked against the producer
+    ///   state atomically with the append): `INVALID_RECORD` for a producer id without a
+    ///   sequence, `INVALID_PRODUCER_EPOCH`, `OUT_OF_ORDER_SEQUENCE_NUMBER`,
+    ///   `UNKNOWN_PRODUCER_ID`, `DUPLICATE_SEQUENCE_NUMBER` (see
+    ///   `ProducerStateManager.checkClientAppend`). A retry of one of the producer's last 5
+    ///   batches is not an error: nothing is appended and the result's `duplicateOf` is set.
     @discardableResult
     public func appendAsLeader(_ records: ByteBuffer, leaderEpoch: Int32, nowMs: Int64, origin: AppendOrigin = .client) throws -> LogAppendInfo {
         try lock.withLock {
@@ -288,6 +344,16 @@ public final class PartitionLog: @unchecked Sendable {
             let leo = activeSegment.nextOffset
             var plan = try validate(buf, cfg: cfg, mode: .leader(assignFrom: leo, leaderEpoch: leaderEpoch, origin: origin))
             guard !plan.batches.isEmpty else { return plan.summary(logStartOffset: _logStartOffset) }
+            // Idempotent producers (KIP-98): epoch fencing, sequence order, retries. Checked
+            // here, under the lock, so nothing can be appended between the check and the write.
+            if origin == .client,
+               let dup = try producers.checkClientAppend(plan.batches.map(\.producerInfo), logStartOffset: _logStartOffset) {
+                return LogAppendInfo(firstOffset: dup.firstOffset, lastOffset: dup.lastOffset, maxTimestamp: dup.maxTimestamp,
+                                     offsetOfMaxTimestamp: dup.lastOffset,
+                                     logAppendTime: cfg.messageTimestampType == .logAppendTime ? dup.maxTimestamp : -1,
+                                     logStartOffset: _logStartOffset, batchCount: 0, recordCount: 0, validBytes: 0,
+                                     duplicateOf: dup)
+            }
             // Rewrite headers in place: base offset and leader epoch (outside the CRC), and the
             // max timestamp Kafka would write (then the CRC is recomputed).
             for i in plan.batches.indices {
@@ -370,6 +436,17 @@ public final class PartitionLog: @unchecked Sendable {
         /// The largest record timestamp (leader appends only; the records are not read for
         /// follower appends).
         var recordsMaxTimestamp: Int64
+        var producerId: Int64
+        var producerEpoch: Int16
+        var baseSequence: Int32
+        var isControl: Bool
+
+        /// The producer fields with the offsets and max timestamp the batch is written with.
+        var producerInfo: ProducerBatchInfo {
+            ProducerBatchInfo(producerId: producerId, producerEpoch: producerEpoch, baseSequence: baseSequence,
+                              lastOffsetDelta: Int32(truncatingIfNeeded: lastOffset - baseOffset), firstOffset: baseOffset,
+                              maxTimestamp: maxTimestamp, isControl: isControl)
+        }
     }
 
     private struct AppendPlan {
@@ -415,6 +492,9 @@ public final class PartitionLog: @unchecked Sendable {
                     if origin == .client && batch.isControl {
                         throw LogAppendError(.invalidRecord, "Clients are not allowed to write control records (batch at position \(position))")
                     }
+                    if origin == .client && batch.producerId >= 0 && batch.baseSequence < 0 {
+                        throw LogAppendError(.invalidRecord, "Invalid sequence number \(batch.baseSequence) in record batch with producerId \(batch.producerId)")
+                    }
                     if origin == .raftLeader && batch.partitionLeaderEpoch != leaderEpoch {
                         throw LogAppendError(.invalidRecord, "Append from Raft leader did not set the batch epoch correctly, expected \(leaderEpoch) but the batch has \(batch.partitionLeaderEpoch)")
                     }
@@ -431,7 +511,9 @@ public final class PartitionLog: @unchecked Sendable {
                 plan.batches.append(PlannedBatch(position: position, size: batch.sizeInBytes, baseOffset: base, lastOffset: last,
                                                  leaderEpoch: batch.partitionLeaderEpoch, recordCount: Int(batch.recordCount),
                                                  timestampType: batch.timestampType, maxTimestamp: batch.maxTimestamp,
-                                                 recordsMaxTimestamp: recordsMax))
+                                                 recordsMaxTimestamp: recordsMax, producerId: batch.producerId,
+                                                 producerEpoch: batch.producerEpoch, baseSequence: batch.baseSequence,
+                                                 isControl: batch.isControl))
                 plan.validBytes = position + batch.sizeInBytes
             case let .truncated(position, available, _):
                 if case .follower = mode { break reading }
@@ -514,6 +596,9 @@ public final class PartitionLog: @unchecked Sendable {
             seg = try rollLocked(base: firstOffset, nowMs: nowMs)
         }
         try seg.append(bytes, lastOffset: lastOffset, maxTimestamp: maxTs, offsetOfMaxTimestamp: offsetOfMaxTs)
+        // The producer state follows the log batch by batch, so a roll's snapshot (taken
+        // before the next write) covers exactly the log below the new segment.
+        for b in batches { producers.apply(b.producerInfo) }
     }
 
     /// Kafka's roll conditions: `segment.bytes`, a full index, an offset the segment cannot
@@ -538,6 +623,11 @@ public final class PartitionLog: @unchecked Sendable {
         try old.onBecomeInactive()
         let seg = try newSegment(base: newBase, nowMs: nowMs)
         segments.append(seg)
+        // Kafka snapshots the producer state on every roll: recovery then replays at most the
+        // active segment. A failure costs only a longer replay later, not the append.
+        do { try writeProducerSnapshotLocked() } catch {
+            logger.warning("cannot write producer state snapshot", metadata: ["partition": "\(topicPartition)", "error": "\(error)"])
+        }
         logger.debug("rolled segment", metadata: ["partition": "\(topicPartition)", "baseOffset": "\(newBase)"])
         return seg
     }
@@ -650,6 +740,9 @@ public final class PartitionLog: @unchecked Sendable {
             try active.timeIndex.resize(maxIndexSize: _config.segmentIndexBytes)
             let newEnd = active.nextOffset
             try epochCache.truncate(fromEnd: newEnd)
+            // Snapshots past the new end describe batches that are gone: delete them (made
+            // durable by the directory sync below) and rebuild from an older one.
+            _ = try loadProducerStateLocked(upTo: newEnd)
             // Kafka: min(log start, target); here the end may be below the target (a gap).
             _logStartOffset = min(_logStartOffset, newEnd)
             _recoveryPoint = min(_recoveryPoint, newEnd)
@@ -668,12 +761,82 @@ public final class PartitionLog: @unchecked Sendable {
     private func truncateFullyLocked(at offset: Int64, nowMs: Int64) throws {
         truncationGeneration &+= 1
         for seg in segments { for f in seg.files { try FileSystem.remove(f) } }
+        for s in try ProducerStateSnapshot.list(dir: dir) { try ProducerStateSnapshot.delete(offset: s, dir: dir) }
+        producers = ProducerStateManager(mapEndOffset: offset)
         segments = [try newSegment(base: offset, nowMs: nowMs)]
         try epochCache.clear()
         _logStartOffset = offset
         _recoveryPoint = offset
         _highWatermark = offset
         _cleanerCheckpoint = offset
+    }
+
+    // MARK: producer state
+
+    /// Rebuilds the producer state of the whole log: from the newest readable snapshot at or
+    /// below `limit` (and not below the first segment, which would leave a gap), replaying
+    /// the batches after it; from the first segment when there is none. Snapshots above
+    /// `limit` are deleted (durably: a stale one must not come back after a crash once the
+    /// log has grown past it again), as are corrupt ones. Returns whether batches were replayed.
+    private func loadProducerStateLocked(upTo limit: Int64) throws -> Bool {
+        let leo = activeSegment.nextOffset
+        let physicalStart = segments[0].baseOffset
+        var usable: [Int64] = []
+        var deleted = false
+        for s in try ProducerStateSnapshot.list(dir: dir) {
+            if s > limit || s > leo || s < physicalStart {
+                try ProducerStateSnapshot.delete(offset: s, dir: dir)
+                deleted = true
+            } else {
+                usable.append(s)
+            }
+        }
+        var loaded: ProducerStateManager? = nil
+        for s in usable.reversed() {
+            do {
+                loaded = try ProducerStateSnapshot.read(offset: s, dir: dir)
+                break
+            } catch {
+                logger.warning("ignoring corrupt producer state snapshot", metadata: [
+                    "partition": "\(topicPartition)", "file": "\(ProducerStateSnapshot.fileName(s))", "reason": "\(error)",
+                ])
+                try ProducerStateSnapshot.delete(offset: s, dir: dir)
+                deleted = true
+            }
+        }
+        if deleted { try FileSystem.syncDirectory(dir) }
+        producers = loaded ?? ProducerStateManager(mapEndOffset: physicalStart)
+        let from = producers.mapEndOffset
+        guard from < leo else { return false }
+        try producers.replay(segments, from: from)
+        logger.debug("rebuilt producer state", metadata: [
+            "partition": "\(topicPartition)", "snapshot": "\(loaded.map { "\($0.mapEndOffset)" } ?? "none")",
+            "replayedFrom": "\(from)", "to": "\(leo)", "producers": "\(producers.count)",
+        ])
+        return true
+    }
+
+    /// Writes the producer state as the snapshot at the log end offset (on roll and close),
+    /// then deletes snapshots no longer needed.
+    private func writeProducerSnapshotLocked() throws {
+        let leo = activeSegment.nextOffset
+        producers.mapEndOffset = leo
+        try ProducerStateSnapshot.write(producers, offset: leo, dir: dir)
+        try deleteStaleProducerSnapshotsLocked()
+    }
+
+    /// Keeps the newest `maxProducerSnapshots` snapshots, and of those below the log start
+    /// offset only the newest snapshot (the state of producers whose batches retention
+    /// removed lives on in it, KIP-360). Deleting these needs no directory sync: an older
+    /// snapshot that reappears after a crash is still correct.
+    private func deleteStaleProducerSnapshotsLocked() throws {
+        let offsets = try ProducerStateSnapshot.list(dir: dir)
+        guard let newest = offsets.last else { return }
+        for (i, s) in offsets.enumerated() where s != newest {
+            if s < _logStartOffset || s < segments[0].baseOffset || i < offsets.count - Self.maxProducerSnapshots {
+                try ProducerStateSnapshot.delete(offset: s, dir: dir)
+            }
+        }
     }
 
     // MARK: durability
@@ -744,6 +907,7 @@ public final class PartitionLog: @unchecked Sendable {
             try flushAllLocked()
             try activeSegment.offsetIndex.trim()
             try activeSegment.timeIndex.trim()
+            try writeProducerSnapshotLocked()
         }
     }
 
@@ -800,6 +964,7 @@ public final class PartitionLog: @unchecked Sendable {
                 try seg.changeSuffix(from: "", to: ".deleted")
                 for f in seg.files { deletedFileTimes[FileSystem.fileName(of: f) + ".deleted"] = nowMs }
             }
+            try deleteStaleProducerSnapshotsLocked()
             try FileSystem.syncDirectory(dir)
             return deletable.count
         }

@@ -9,7 +9,7 @@ import XCTest
 /// that the records it returned replay on a standby image to exactly the controller's image
 /// and survive encoding.
 final class ControllerHarness {
-    let controller: QuorumController
+    private(set) var controller: QuorumController
     var now: Int64 = 0
     /// An image built only from the returned records, like a standby's or a broker's.
     private(set) var standby: MetadataImage
@@ -32,12 +32,18 @@ final class ControllerHarness {
 
     var image: MetadataImage { controller.image }
 
+    /// A leadership change: a new active controller built from the (committed) standby image.
+    func failover(seed: UInt64) {
+        controller = QuorumController(config: controller.config, image: standby, seed: seed, nowMs: now)
+    }
+
     /// The offset of the last record generated (what a caught-up broker reports).
     var lastOffset: Int64 { controller.nextWriteOffset - 1 }
 
     /// Runs an operation, checks its records and returns its result.
     @discardableResult
-    func run<R>(_ op: (QuorumController) -> ControllerResult<R>, file: StaticString = #filePath, line: UInt = #line) -> ControllerResult<R> {
+    func run<R>(_ op: (QuorumController) -> ControllerResult<R>,
+                file: StaticString = #filePath, line: UInt = #line) -> ControllerResult<R> {
         let start = controller.nextWriteOffset
         let result = op(controller)
         check(result.records, from: start, file: file, line: line)

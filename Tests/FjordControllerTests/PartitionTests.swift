@@ -150,7 +150,8 @@ final class PartitionTests: XCTestCase {
         req.topics = [td]
         XCTAssertEqual(code(h.run { $0.alterPartition(req, version: 2) }.response), .noError)
         r = elect(h, type: 0, [0, 7])
-        XCTAssertEqual(r.replicaElectionResults[0].partitionResult.map { ErrorCode(code: $0.errorCode) }, [.noError, .unknownTopicOrPartition])
+        XCTAssertEqual(r.replicaElectionResults[0].partitionResult.map { ErrorCode(code: $0.errorCode) },
+                       [.noError, .unknownTopicOrPartition])
         XCTAssertNil(r.replicaElectionResults[0].partitionResult[0].errorMessage)
         let after = try XCTUnwrap(h.partition("t", 0))
         XCTAssertEqual(after.leader, 1)

@@ -62,8 +62,10 @@ final class TopicTests: XCTestCase {
             XCTAssertEqual(r.errorMessage, message, file: file, line: line)
         }
         check(h.createTopic("t", partitions: 1, rf: 3), .invalidReplicationFactor,
-              "Unable to replicate the partition 3 time(s): The target replication factor of 3 cannot be reached because only 2 broker(s) are registered and unfenced.")
-        check(h.createTopic("t", partitions: 0, rf: 1), .invalidPartitions, "Number of partitions was set to an invalid non-positive value.")
+              "Unable to replicate the partition 3 time(s): The target replication factor of 3 cannot be reached "
+                  + "because only 2 broker(s) are registered and unfenced.")
+        check(h.createTopic("t", partitions: 0, rf: 1), .invalidPartitions,
+              "Number of partitions was set to an invalid non-positive value.")
         check(h.createTopic("t", partitions: 1, rf: 0), .invalidReplicationFactor,
               "Replication factor must be larger than 0, or -1 to use the default value.")
         check(h.createTopic("t", partitions: 20_000, rf: 1), .invalidPartitions, "Excessively large number of partitions per request.")
@@ -73,7 +75,8 @@ final class TopicTests: XCTestCase {
         check(h.createTopic("t", configs: ["nope": "1"]), .invalidConfig, "Unknown topic config name: nope")
         check(h.createTopic("t", configs: ["retention.ms": "x"]), .invalidConfig,
               "Invalid value x for configuration retention.ms: Not a number of type LONG")
-        check(h.createTopic("t", configs: ["retention.ms": nil]), .invalidConfig, "Null value not supported for topic configs: retention.ms")
+        check(h.createTopic("t", configs: ["retention.ms": nil]), .invalidConfig,
+              "Null value not supported for topic configs: retention.ms")
         XCTAssertNil(h.image.topics["t"], "nothing was created")
         XCTAssertEqual(ErrorCode(code: h.createTopic("a.b").errorCode), .noError)
         check(h.createTopic("a.b"), .topicAlreadyExists, "Topic 'a.b' already exists.")
@@ -91,7 +94,8 @@ final class TopicTests: XCTestCase {
         XCTAssertEqual(resp.topics[0].errorMessage, "Duplicate topic name.")
 
         let none = ControllerHarness()
-        check(none.createTopic("t"), .invalidReplicationFactor, "Unable to replicate the partition 1 time(s): All brokers are currently fenced.")
+        check(none.createTopic("t"), .invalidReplicationFactor,
+              "Unable to replicate the partition 1 time(s): All brokers are currently fenced.")
     }
 
     func testManualAssignments() throws {
@@ -114,7 +118,8 @@ final class TopicTests: XCTestCase {
         r = h.createTopic("x", assignments: [[1, 2], [3]])
         XCTAssertEqual(ErrorCode(code: r.errorCode), .invalidReplicaAssignment)
         r = h.createTopic("x", assignments: [[4]])
-        XCTAssertEqual(r.errorMessage, "All brokers specified in the manual partition assignment for partition 0 are fenced or in controlled shutdown.")
+        XCTAssertEqual(r.errorMessage,
+                       "All brokers specified in the manual partition assignment for partition 0 are fenced or in controlled shutdown.")
         r = h.createTopic("x", assignments: [[]])
         XCTAssertEqual(r.errorMessage, "The manual partition assignment includes an empty replica list.")
     }

@@ -320,7 +320,8 @@ final class TranscriptRunner {
             req.brokerId = Int32(args.int("id") ?? 0)
             req.brokerEpoch = h.image.brokers[req.brokerId]?.epoch ?? -1
             let r = h.run { $0.allocateProducerIds(req) }.response
-            response.append(r.errorCode == 0 ? "=> start=\(r.producerIdStart) len=\(r.producerIdLen)" : "=> error=\(ErrorCode(code: r.errorCode))")
+            response.append(r.errorCode == 0 ? "=> start=\(r.producerIdStart) len=\(r.producerIdLen)"
+                                             : "=> error=\(ErrorCode(code: r.errorCode))")
         case "tick":
             h.tick(to: h.now)
         case "describe":

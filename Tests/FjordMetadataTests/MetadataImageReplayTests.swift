@@ -190,7 +190,8 @@ final class MetadataImageReplayTests: XCTestCase {
                       partition(tid, 1, replicas: [2, 1], isr: [2], leader: 2),
                       topic("a", t2), partition(t2, 0, replicas: [1], isr: [1], leader: -1)], firstOffset: 0)
         XCTAssertEqual(image.partitionsLed(by: 1), [TopicIdPartition(topicId: tid, partition: 0)])
-        XCTAssertEqual(image.partitions(inIsrOf: 1), [TopicIdPartition(topicId: t2, partition: 0), TopicIdPartition(topicId: tid, partition: 0)])
+        XCTAssertEqual(image.partitions(inIsrOf: 1),
+                       [TopicIdPartition(topicId: t2, partition: 0), TopicIdPartition(topicId: tid, partition: 0)])
         XCTAssertEqual(image.partitions(replicatedBy: 2).count, 2)
         XCTAssertEqual(image.leaderlessPartitions(), [TopicIdPartition(topicId: t2, partition: 0)])
         XCTAssertEqual(image.activeBrokerIds, [1, 2])
@@ -205,7 +206,8 @@ final class MetadataImageReplayTests: XCTestCase {
         remove.topicId = t2
         image.replay(.removeTopic(remove), offset: 8)
         let changes = image.partitionChanges(since: old)
-        XCTAssertEqual(changes.map { "\($0.topicName)-\($0.partition) \($0.old != nil) \($0.new != nil)" }, ["b-1 true true", "a-0 true false"])
+        XCTAssertEqual(changes.map { "\($0.topicName)-\($0.partition) \($0.old != nil) \($0.new != nil)" },
+                       ["b-1 true true", "a-0 true false"])
         XCTAssertTrue(MetadataImage().partitionChanges(since: MetadataImage()).isEmpty)
     }
 

@@ -1,0 +1,181 @@
+import FjordProtocol
+import FjordRecords
+import FjordStorage
+import NIOConcurrencyHelpers
+import NIOCore
+
+extension ReplicaManager {
+    /// Produce: appends each partition's batches on its leader; acks=0/1 answer after the
+    /// append, acks=all once the high watermark passes the last offset (or the timeout).
+    /// Returns nil for acks=0 (no response).
+    public func produce(_ r: ProduceRequest, version: Int16, on loop: EventLoop) -> EventLoopFuture<ProduceResponse?> {
+        let now = clock()
+        var resp = ProduceResponse()
+        guard r.acks == -1 || r.acks == 0 || r.acks == 1 else {
+            resp.responses = r.topicData.map { t in
+                var tr = ProduceResponse.TopicProduceResponse()
+                tr.name = t.name
+                tr.partitionResponses = t.partitionData.map { p in
+                    var pr = ProduceResponse.PartitionProduceResponse()
+                    pr.index = p.index
+                    pr.errorCode = ErrorCode.invalidRequiredAcks.rawValue
+                    return pr
+                }
+                return tr
+            }
+            return loop.makeSucceededFuture(resp)
+        }
+        // (topic index, partition index) → what to wait for.
+        var waits: [(t: Int, p: Int, partition: Partition, lastOffset: Int64)] = []
+        var leaderHints: Set<Int32> = []
+        for (ti, t) in r.topicData.enumerated() {
+            var tr = ProduceResponse.TopicProduceResponse()
+            tr.name = t.name
+            for p in t.partitionData {
+                var pr = ProduceResponse.PartitionProduceResponse()
+                pr.index = p.index
+                let tp = TopicPartition(t.name, p.index)
+                guard let part = partition(tp), part.isLeader else {
+                    let known = currentImage.topics[t.name]?.partitions[p.index] != nil
+                    pr.errorCode = known ? ErrorCode.notLeaderOrFollower.rawValue : ErrorCode.unknownTopicOrPartition.rawValue
+                    if known {
+                        let hint = leaderHint(tp)
+                        pr.currentLeader.leaderId = hint.leaderId
+                        pr.currentLeader.leaderEpoch = hint.leaderEpoch
+                        if hint.leaderId >= 0 { leaderHints.insert(hint.leaderId) }
+                    }
+                    tr.partitionResponses.append(pr)
+                    continue
+                }
+                let st = part.state
+                let minIsr = minInsyncReplicas(t.name)
+                if r.acks == -1, Int32(st.isr.count) < minIsr {
+                    pr.errorCode = ErrorCode.notEnoughReplicas.rawValue
+                    pr.errorMessage = "The size of the current ISR \(st.isr) is insufficient to satisfy the min.isr requirement of \(minIsr) for partition \(tp)"
+                    tr.partitionResponses.append(pr)
+                    continue
+                }
+                guard let records = p.records, records.readableBytes > 0 else {
+                    pr.errorCode = ErrorCode.invalidRecord.rawValue
+                    pr.errorMessage = "Produce request for \(tp) has no records"
+                    tr.partitionResponses.append(pr)
+                    continue
+                }
+                if records.readableBytes > Int(config.messageMaxBytes) + 12 {
+                    // A batch larger than message.max.bytes (topics may lower it further; the
+                    // log checks max.message.bytes per batch).
+                    pr.errorCode = ErrorCode.messageTooLarge.rawValue
+                }
+                do {
+                    guard pr.errorCode == 0 else { throw LogAppendError(.messageTooLarge, "The request included a message larger than the max message size the server will accept.") }
+                    let info = try part.log.appendAsLeader(records, leaderEpoch: st.leaderEpoch, nowMs: now, origin: .client)
+                    pr.baseOffset = info.firstOffset
+                    pr.logAppendTimeMs = info.logAppendTime
+                    pr.logStartOffset = info.logStartOffset
+                    part.maybeIncrementHighWatermark()
+                    part.notifyWaiters()
+                    if r.acks == -1 { waits.append((ti, tr.partitionResponses.count, part, info.lastOffset)) }
+                } catch let e as LogAppendError {
+                    pr.errorCode = e.code.rawValue
+                    pr.errorMessage = e.message
+                    pr.baseOffset = -1
+                } catch {
+                    pr.errorCode = ErrorCode.kafkaStorageError.rawValue
+                    pr.errorMessage = "\(error)"
+                    pr.baseOffset = -1
+                    logger.error("append failed", metadata: ["partition": "\(tp)", "error": "\(error)"])
+                }
+                tr.partitionResponses.append(pr)
+            }
+            resp.responses.append(tr)
+        }
+        if version >= 10 {
+            resp.nodeEndpoints = nodeEndpoints(leaderHints).map { id, host, port, rack in
+                var e = ProduceResponse.NodeEndpoint()
+                e.nodeId = id
+                e.host = host
+                e.port = port
+                e.rack = rack
+                return e
+            }
+        }
+        if r.acks == 0 { return loop.makeSucceededFuture(nil) }
+        if waits.isEmpty { return loop.makeSucceededFuture(resp) }
+        // acks=all: a delayed produce, completed by high-watermark changes or the timeout.
+        let promise = loop.makePromise(of: ProduceResponse?.self)
+        let op = DelayedProduce(resp: resp, waits: waits, promise: promise, minIsr: { self.minInsyncReplicas($0) })
+        op.arm(loop: loop, timeoutMs: Int64(max(0, r.timeoutMs)))
+        return promise.futureResult
+    }
+
+    func nodeEndpoints(_ ids: Set<Int32>) -> [(Int32, String, Int32, String?)] {
+        let img = currentImage
+        return ids.sorted().compactMap { id in
+            guard let b = img.brokers[id], let e = b.endpoints.first else { return nil }
+            return (id, e.host, Int32(e.port), b.rack)
+        }
+    }
+}
+
+/// An acks=all produce waiting for the high watermark of its partitions.
+final class DelayedProduce: @unchecked Sendable {
+    private let lock = NIOLock()
+    private var resp: ProduceResponse
+    private let waits: [(t: Int, p: Int, partition: Partition, lastOffset: Int64)]
+    private let promise: EventLoopPromise<ProduceResponse?>
+    private let minIsr: (String) -> Int32
+    private var done = false
+    private var waiterIds: [Int] = []
+    private var timeout: Scheduled<Void>?
+
+    init(resp: ProduceResponse, waits: [(t: Int, p: Int, partition: Partition, lastOffset: Int64)],
+         promise: EventLoopPromise<ProduceResponse?>, minIsr: @escaping (String) -> Int32) {
+        self.resp = resp
+        self.waits = waits
+        self.promise = promise
+        self.minIsr = minIsr
+    }
+
+    func arm(loop: EventLoop, timeoutMs: Int64) {
+        lock.withLock {
+            waiterIds = waits.map { w in w.partition.addWaiter { self.check(timedOut: false) } }
+            timeout = loop.scheduleTask(in: .milliseconds(timeoutMs)) { self.check(timedOut: true) }
+        }
+        check(timedOut: false)
+    }
+
+    private func check(timedOut: Bool) {
+        let result: ProduceResponse? = lock.withLock {
+            guard !done else { return nil }
+            var complete = true
+            var r = resp
+            for w in waits {
+                let st = w.partition.state
+                var pr = r.responses[w.t].partitionResponses[w.p]
+                if !st.isLeader {
+                    pr.errorCode = ErrorCode.notLeaderOrFollower.rawValue
+                    pr.currentLeader.leaderId = st.leaderId
+                    pr.currentLeader.leaderEpoch = st.leaderEpoch
+                } else if w.partition.log.highWatermark > w.lastOffset {
+                    let need = minIsr(w.partition.topicPartition.topic)
+                    if Int32(st.isr.count) < need {
+                        pr.errorCode = ErrorCode.notEnoughReplicasAfterAppend.rawValue
+                        pr.errorMessage = "The ISR \(st.isr) shrank below min.insync.replicas \(need) after the append"
+                    }
+                } else if timedOut {
+                    pr.errorCode = ErrorCode.requestTimedOut.rawValue
+                } else {
+                    complete = false
+                }
+                r.responses[w.t].partitionResponses[w.p] = pr
+            }
+            guard complete else { return nil }
+            done = true
+            timeout?.cancel()
+            return r
+        }
+        guard let result else { return }
+        for (w, id) in zip(waits, lock.withLock { waiterIds }) { w.partition.removeWaiter(id) }
+        promise.succeed(result)
+    }
+}
