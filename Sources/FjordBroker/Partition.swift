@@ -40,6 +40,8 @@ public final class Partition: @unchecked Sendable {
     /// operations re-check themselves.
     private var waiters: [Int: @Sendable () -> Void] = [:]
     private var nextWaiterId = 0
+    /// After a refused or failed AlterPartition, no new proposal before this time.
+    private var isrRetryAtMs: Int64 = 0
 
     init(topicPartition: TopicPartition, topicId: KafkaUUID, log: PartitionLog, localId: Int32) {
         self.topicPartition = topicPartition
@@ -151,7 +153,7 @@ public final class Partition: @unchecked Sendable {
     /// this epoch's start join.
     func isrChange(nowMs: Int64, lagMs: Int64, liveBrokers: Set<Int32>) -> (newIsr: [Int32], leaderEpoch: Int32, partitionEpoch: Int32)? {
         lock.withLock {
-            guard leaderId == localId, pendingIsr == nil else { return nil }
+            guard leaderId == localId, pendingIsr == nil, nowMs >= isrRetryAtMs else { return nil }
             let hw = log.highWatermark
             var next = isr
             for id in isr where id != localId {
@@ -174,8 +176,9 @@ public final class Partition: @unchecked Sendable {
 
     /// The controller answered an AlterPartition: adopt its state (or drop the pending
     /// change on an error, to be retried).
-    func alterPartitionCompleted(isr newIsr: [Int32]?, leaderEpoch epoch: Int32, partitionEpoch pe: Int32) {
+    func alterPartitionCompleted(isr newIsr: [Int32]?, leaderEpoch epoch: Int32, partitionEpoch pe: Int32, retryAtMs: Int64 = 0) {
         lock.withLock {
+            if newIsr == nil { isrRetryAtMs = retryAtMs }
             if let newIsr, epoch == leaderEpoch, pe >= partitionEpoch {
                 isr = newIsr
                 partitionEpoch = pe

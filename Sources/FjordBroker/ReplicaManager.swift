@@ -175,7 +175,7 @@ public final class ReplicaManager: @unchecked Sendable {
         pd.partitionIndex = p.topicPartition.partition
         pd.leaderEpoch = change.leaderEpoch
         pd.partitionEpoch = change.partitionEpoch
-        pd.newIsr = change.newIsr
+        // v3 names ISR members with their broker epochs (KIP-903); v0-2 carried bare ids.
         let epochs = lock.withLock { image.brokers }
         pd.newIsrWithEpochs = change.newIsr.map { id in
             var b = AlterPartitionRequest.BrokerState()
@@ -185,7 +185,6 @@ public final class ReplicaManager: @unchecked Sendable {
         }
         var td = AlterPartitionRequest.TopicData()
         td.topicId = p.topicId
-        td.topicName = p.topicPartition.topic
         td.partitions = [pd]
         var req = AlterPartitionRequest()
         req.brokerId = config.nodeId
@@ -201,10 +200,14 @@ public final class ReplicaManager: @unchecked Sendable {
                 } else {
                     let code = resp.errorCode != 0 ? resp.errorCode : (part?.errorCode ?? -1)
                     self.logger.info("ISR change not accepted", metadata: ["partition": "\(p.topicPartition)", "error": "\(ErrorCode(rawValue: code)?.name ?? "\(code)")"])
-                    p.alterPartitionCompleted(isr: nil, leaderEpoch: -1, partitionEpoch: -1)
+                    p.alterPartitionCompleted(isr: nil, leaderEpoch: -1, partitionEpoch: -1, retryAtMs: self.clock() + 1000)
                 }
-            default:
-                p.alterPartitionCompleted(isr: nil, leaderEpoch: -1, partitionEpoch: -1)
+            case let .success(other):
+                self.logger.warning("unexpected AlterPartition answer", metadata: ["partition": "\(p.topicPartition)", "response": "\(type(of: other))"])
+                p.alterPartitionCompleted(isr: nil, leaderEpoch: -1, partitionEpoch: -1, retryAtMs: self.clock() + 1000)
+            case let .failure(error):
+                self.logger.info("AlterPartition failed; retrying later", metadata: ["partition": "\(p.topicPartition)", "error": "\(error)"])
+                p.alterPartitionCompleted(isr: nil, leaderEpoch: -1, partitionEpoch: -1, retryAtMs: self.clock() + 1000)
             }
         }
     }

@@ -74,3 +74,16 @@ extension QuorumController {
         return out
     }
 }
+
+extension QuorumController {
+    /// The shell learned that broker `id`'s process is gone (its heartbeat connection
+    /// closed, or its controller port refuses connections after a `kill -9`): its session
+    /// ends now rather than after `broker.session.timeout.ms`, so its leaderships move at
+    /// once. A live broker that only lost a connection heartbeats again and is unfenced
+    /// when caught up, as after any fencing.
+    public func brokerUnreachable(_ id: Int32, nowMs: Int64) -> [MetadataRecord] {
+        guard let b = image.brokers[id], !b.fenced else { return [] }
+        sessions[id] = nil
+        return fence(broker: id)
+    }
+}

@@ -160,6 +160,11 @@ final class BrokerLifecycle: @unchecked Sendable {
         }
     }
 
+    /// A new controller leads: heartbeat to it at once, so it sees this broker alive.
+    func controllerChanged() {
+        loop.execute { self.lastHeartbeatMs = 0 }
+    }
+
     func stop() {
         loop.execute {
             self.task?.cancel()

@@ -76,8 +76,24 @@ public final class ControllerShell: @unchecked Sendable {
             if image.features["metadata.version"] == nil {
                 self.append(c.bootstrapRecords(metadataVersion: self.bootstrapMetadataVersion), epoch: s.epoch)
             }
+            for id in self.knownDeadVoters().sorted() { self.brokerUnreachable(id) }
         }
     }
+
+    /// Broker `id`'s process is gone (see `QuorumController.brokerUnreachable`).
+    func brokerUnreachable(_ id: Int32) {
+        loop.execute {
+            guard let a = self.active else { return }
+            let records = a.controller.brokerUnreachable(id, nowMs: RaftRuntime.wallClockMs())
+            if !records.isEmpty {
+                self.logger.info("fencing a broker whose process is gone", metadata: ["broker": "\(id)"])
+                self.append(records, epoch: a.epoch)
+            }
+        }
+    }
+
+    /// Voters known to be down when this node becomes active (their brokers are fenced at once).
+    var knownDeadVoters: @Sendable () -> Set<Int32> = { [] }
 
     private func tick() {
         guard let a = active else { return }

@@ -101,9 +101,17 @@ public final class FjordNode: @unchecked Sendable {
             publisher.catchUp(to: hw)
             controller?.maybeActivate()
         }
-        raft.onLeaderChange = { [leader] epoch, id in
+        raft.onLeaderChange = { [leader, weak self] epoch, id in
             leader.withLockedValue { $0 = id }
             controller?.maybeActivate()
+            self?.lifecycle?.controllerChanged()
+        }
+        if let controller {
+            // In combined mode a voter's id is its broker's id: a controller port that
+            // refuses connections means that node's broker is gone too.
+            let transport = self.transport
+            transport.onPeerRefused = { id in controller.brokerUnreachable(id) }
+            controller.knownDeadVoters = { transport.refusedPeers }
         }
         raft.start()
         controller?.start()

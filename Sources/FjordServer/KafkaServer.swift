@@ -21,6 +21,8 @@ public protocol RequestDispatcher: AnyObject, Sendable {
     func supportedApis(controllerListener: Bool) -> [ApiKey: ClosedRange<Int16>]
     /// Handles a decoded request; nil means no response (Produce with acks=0).
     func handle(_ request: any KafkaRequest, context: RequestContext) -> EventLoopFuture<(any KafkaResponse)?>
+    /// A connection that carried BrokerHeartbeats of `brokerId` closed.
+    func heartbeatConnectionClosed(brokerId: Int32)
     /// Features for ApiVersions (finalized metadata.version etc.).
     func apiVersionsFeatures() -> (supported: [(String, Int16, Int16)], finalized: [(String, Int16, Int16)], epoch: Int64)
 }
@@ -102,6 +104,8 @@ final class ServerRequestHandler: ChannelInboundHandler, @unchecked Sendable {
     /// Completes when every earlier response has been written.
     private var tail: EventLoopFuture<Void>?
     private var remote = "?"
+    /// Brokers whose heartbeats arrived on this connection.
+    private var heartbeatBrokers: Set<Int32> = []
 
     init(listenerName: String, controllerListener: Bool, dispatcher: RequestDispatcher, logger: Logger) {
         self.listenerName = listenerName
@@ -161,6 +165,7 @@ final class ServerRequestHandler: ChannelInboundHandler, @unchecked Sendable {
             context.close(promise: nil)
             return
         }
+        if let hb = request as? BrokerHeartbeatRequest { heartbeatBrokers.insert(hb.brokerId) }
         let rc = RequestContext(listenerName: listenerName, isControllerListener: controllerListener, clientAddress: remote,
                                 header: frame.header, apiKey: apiKey, apiVersion: frame.apiVersion)
         let version = frame.apiVersion
@@ -236,6 +241,11 @@ final class ServerRequestHandler: ChannelInboundHandler, @unchecked Sendable {
     static func validSoftwareField(_ s: String) -> Bool {
         !s.isEmpty && s.allSatisfy { $0.isLetter || $0.isNumber || $0 == "-" || $0 == "." } && s.first.map { $0.isLetter || $0.isNumber } == true
             && s.last.map { $0.isLetter || $0.isNumber } == true
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        for id in heartbeatBrokers { dispatcher.heartbeatConnectionClosed(brokerId: id) }
+        context.fireChannelInactive()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: Error) {

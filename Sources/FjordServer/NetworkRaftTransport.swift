@@ -4,6 +4,10 @@ import FjordRaftRuntime
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// KRaft over TCP: the core's requests go to the voters' controller listeners as the real
 /// Kafka RPCs (Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch); their responses come back to
@@ -20,6 +24,12 @@ public final class NetworkRaftTransport: RaftTransport, @unchecked Sendable {
     private var connections: [Int32: EventLoopFuture<KafkaConnection>] = [:]
     private var latestFetch: [Int32: UInt64] = [:]
     private var fetchSeq: UInt64 = 0
+    private var refused: Set<Int32> = []
+    /// Called when a voter's controller port refuses connections (its process is gone).
+    var onPeerRefused: (@Sendable (Int32) -> Void)?
+
+    /// Voters whose controller port refused the last connection attempt.
+    var refusedPeers: Set<Int32> { lock.withLock { refused } }
 
     public init(group: EventLoopGroup, voters: [QuorumVoter], clusterId: String, requestTimeoutMs: Int64, logger: Logger) {
         self.group = group
@@ -93,16 +103,29 @@ public final class NetworkRaftTransport: RaftTransport, @unchecked Sendable {
             f.whenComplete { result in
                 switch result {
                 case let .success(conn):
+                    self.lock.withLock { _ = self.refused.remove(peer) }
                     conn.closeFuture.whenComplete { _ in
                         self.dropConnection(peer, f)
                         sender.peerDisconnected(peer)
                     }
-                case .failure:
+                case let .failure(error):
                     self.dropConnection(peer, f)
+                    if Self.isRefused(error) {
+                        let first = self.lock.withLock { self.refused.insert(peer).inserted }
+                        if first { self.onPeerRefused?(peer) }
+                    }
                 }
             }
             return f
         }
+    }
+
+    static func isRefused(_ error: Error) -> Bool {
+        if let e = error as? NIOConnectionError {
+            return e.connectionErrors.contains { ($0.error as? IOError)?.errnoCode == ECONNREFUSED }
+        }
+        if let e = error as? IOError { return e.errnoCode == ECONNREFUSED }
+        return false
     }
 
     private func dropConnection(_ peer: Int32, _ f: EventLoopFuture<KafkaConnection>) {

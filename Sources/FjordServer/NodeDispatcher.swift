@@ -47,6 +47,10 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
         return m
     }
 
+    func heartbeatConnectionClosed(brokerId: Int32) {
+        node.controller?.brokerUnreachable(brokerId)
+    }
+
     func apiVersionsFeatures() -> (supported: [(String, Int16, Int16)], finalized: [(String, Int16, Int16)], epoch: Int64) {
         let image = node.publisher.image
         let mv = image.features["metadata.version"]

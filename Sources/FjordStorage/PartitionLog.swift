@@ -346,7 +346,7 @@ public final class PartitionLog: @unchecked Sendable {
             guard !plan.batches.isEmpty else { return plan.summary(logStartOffset: _logStartOffset) }
             // Idempotent producers (KIP-98): epoch fencing, sequence order, retries. Checked
             // here, under the lock, so nothing can be appended between the check and the write.
-            if origin == .client,
+            if origin == .client, plan.batches.contains(where: { $0.producerId >= 0 }),
                let dup = try producers.checkClientAppend(plan.batches.map(\.producerInfo), logStartOffset: _logStartOffset) {
                 return LogAppendInfo(firstOffset: dup.firstOffset, lastOffset: dup.lastOffset, maxTimestamp: dup.maxTimestamp,
                                      offsetOfMaxTimestamp: dup.lastOffset,
