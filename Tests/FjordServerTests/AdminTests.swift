@@ -103,5 +103,33 @@ final class AdminTests: XCTestCase {
         _ = try TestPython.run(check, args: ["127.0.0.1:\(c.brokerPorts[1]!)", "8"], timeout: 60)
         let elapsed = Date().timeIntervalSince(t0)
         XCTAssertLessThan(elapsed, 3.0 + 2.0 + 1.0, "leaders moved after \(elapsed) s")
+        // Restarted, it catches up and rejoins every ISR; a preferred election gives it back
+        // the partitions whose first replica it is.
+        try c.start(3)
+        try c.waitForBroker(3)
+        let back = #"""
+            import sys, time
+            from confluent_kafka import TopicPartition, ElectionType
+            from confluent_kafka.admin import AdminClient
+            a = AdminClient({"bootstrap.servers": sys.argv[1]})
+            deadline = time.time() + 30
+            while True:
+                ps = list(a.list_topics("t", timeout=5).topics["t"].partitions.values())
+                if all(sorted(p.isrs) == [1, 2, 3] for p in ps): break
+                assert time.time() < deadline, [(p.id, p.leader, p.isrs) for p in ps]
+                time.sleep(0.2)
+            pref = [TopicPartition("t", p.id) for p in ps if p.replicas[0] == 3]
+            assert pref, "broker 3 is the preferred leader of no partition"
+            a.elect_leaders(ElectionType.PREFERRED, pref).result(15)
+            deadline = time.time() + 15
+            while True:
+                ps = a.list_topics("t", timeout=5).topics["t"].partitions
+                if all(ps[tp.partition].leader == 3 for tp in pref): break
+                assert time.time() < deadline, [(p.id, p.leader, p.replicas) for p in ps.values()]
+                time.sleep(0.2)
+            print("preferred leaders restored", len(pref))
+            """#
+        let out = String(decoding: try TestPython.run(back, args: [c.bootstrap], timeout: 90), as: UTF8.self)
+        XCTAssertTrue(out.contains("preferred leaders restored"), out)
     }
 }

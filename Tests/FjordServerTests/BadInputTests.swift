@@ -1,0 +1,132 @@
+import FjordTestSupport
+import Foundation
+import XCTest
+
+/// Malformed and hostile input: each gets Kafka's error or a closed connection, the broker
+/// keeps serving, and a normal round trip works afterwards.
+final class BadInputTests: XCTestCase {
+    func testBadInputNeverTakesTheBrokerDown() throws {
+        let c = try LocalCluster(count: 1, extra: ["message.max.bytes=100000"])
+        defer { c.stopAll() }
+        try c.startAll()
+        let script = #"""
+            import sys, socket, struct, time, zlib
+            from kafka.record.default_records import DefaultRecordBatchBuilder
+            from confluent_kafka import Producer, Consumer, TopicPartition
+            from confluent_kafka.admin import AdminClient, NewTopic
+            host, port = sys.argv[1].split(":"); port = int(port)
+            a = AdminClient({"bootstrap.servers": sys.argv[1]})
+            a.create_topics([NewTopic("bad", 1, 1)])["bad"].result(15)
+
+            def conn():
+                s = socket.create_connection((host, port), timeout=5); return s
+            def closed(s):
+                try:
+                    s.settimeout(5); d = s.recv(1 << 16)
+                    return d == b""
+                except (ConnectionResetError, socket.timeout):
+                    return True
+            def frame(api, ver, corr, body, client=b"bad-test"):
+                hdr = struct.pack(">hhih", api, ver, corr, len(client)) + client
+                if ver >= 9 and api == 0: hdr += b"\x00"  # flexible header tags (not used here)
+                p = hdr + body
+                return struct.pack(">i", len(p)) + p
+            results = {}
+            # 1. garbage bytes: a size prefix far over socket.request.max.bytes
+            s = conn(); s.sendall(b"\xff\xff\xff\x7f" + b"garbage" * 10); results["oversized frame"] = closed(s)
+            # 2. unknown API key
+            s = conn(); s.sendall(frame(999, 0, 1, b"")); results["unknown api key"] = closed(s)
+            # 3. unsupported version of a known API (Produce v99)
+            s = conn(); s.sendall(frame(0, 99, 1, b"")); results["unknown version"] = closed(s)
+            # 4. truncated body (a Metadata v1 request cut short)
+            s = conn(); s.sendall(frame(3, 1, 1, b"\x00\x00\x00\x05\x00")); results["truncated body"] = closed(s)
+            # 5. a frame that stops half way, then the client goes away
+            s = conn(); s.sendall(struct.pack(">i", 100) + b"\x00\x03"); s.close(); results["half frame"] = True
+            # 6. Produce v3 with a corrupt CRC -> CORRUPT_MESSAGE (2); oversized batch -> MESSAGE_TOO_LARGE (10)
+            def produce(records):
+                b = b"\xff\xff" + struct.pack(">hi", 1, 5000)          # transactional_id null, acks, timeout
+                b += struct.pack(">i", 1) + struct.pack(">h", 3) + b"bad"
+                b += struct.pack(">i", 1) + struct.pack(">i", 0) + struct.pack(">i", len(records)) + records
+                s = conn(); s.sendall(frame(0, 3, 7, b))
+                hdr = s.recv(4); n = struct.unpack(">i", hdr)[0]; data = b""
+                while len(data) < n: data += s.recv(n - len(data))
+                # corr(4) topics(4) name(2+3) parts(4) index(4) error(2)
+                return struct.unpack(">h", data[4 + 4 + 5 + 4 + 4: 4 + 4 + 5 + 4 + 4 + 2])[0]
+            bb = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=0, producer_id=-1, producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+            bb.append(0, timestamp=1, key=b"k", value=b"v", headers=[])
+            good = bytes(bb.build())
+            corrupt = bytearray(good); corrupt[-1] ^= 0xFF
+            results["corrupt crc"] = produce(bytes(corrupt)) == 2
+            big = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=0, producer_id=-1, producer_epoch=-1, base_sequence=-1, batch_size=1 << 21)
+            big.append(0, timestamp=1, key=b"k", value=b"x" * 200000, headers=[])
+            results["oversized batch"] = produce(bytes(big.build())) == 10
+            results["good batch"] = produce(good) == 0
+            # Afterwards: a normal round trip.
+            p = Producer({"bootstrap.servers": sys.argv[1]})
+            for i in range(10): p.produce("bad", value=b"ok%d" % i)
+            assert p.flush(15) == 0
+            cns = Consumer({"bootstrap.servers": sys.argv[1], "group.id": "x", "enable.auto.commit": False})
+            cns.assign([TopicPartition("bad", 0, 0)]); got = []; t = time.time()
+            while len(got) < 11 and time.time() - t < 15:
+                m = cns.poll(1.0)
+                if m is not None and not m.error(): got.append(m.value())
+            results["round trip after"] = got == [b"v"] + [b"ok%d" % i for i in range(10)]
+            print(results)
+            sys.exit(0 if all(results.values()) else 1)
+            """#
+        let out = String(decoding: try TestPython.run(script, args: ["127.0.0.1:\(c.brokerPorts[1]!)"], timeout: 90), as: UTF8.self)
+        XCTAssertFalse(out.contains("False"), out)
+        XCTAssertTrue(c.isRunning(1))
+    }
+
+    /// Fewer in-sync replicas than `min.insync.replicas`: acks=all fails with
+    /// NOT_ENOUGH_REPLICAS and nothing is acknowledged; with the replica back in the ISR,
+    /// produce resumes. (min.insync.replicas=3 on RF 3, one follower killed: the controller
+    /// quorum keeps its majority, so the ISR shrinks at once.)
+    func testNotEnoughReplicas() throws {
+        let c = try LocalCluster(count: 3, extra: ["replica.lag.time.max.ms=10000"])
+        defer { c.stopAll() }
+        try c.startAll()
+        let setup = #"""
+            import sys, time
+            from confluent_kafka.admin import AdminClient, NewTopic
+            a = AdminClient({"bootstrap.servers": sys.argv[1]})
+            a.create_topics([NewTopic("m", 1, 3, config={"min.insync.replicas": "3"})])["m"].result(15)
+            deadline = time.time() + 30
+            while True:
+                p = a.list_topics("m", timeout=5).topics["m"].partitions[0]
+                if p.leader >= 0 and len(p.isrs) == 3: break
+                assert time.time() < deadline
+                time.sleep(0.2)
+            print(p.leader)
+            """#
+        let leader = Int32(String(decoding: try TestPython.run(setup, args: [c.bootstrap], timeout: 60), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last ?? "") ?? -1
+        XCTAssertGreaterThan(leader, 0)
+        let follower = c.nodes.first { $0 != leader }!
+        c.kill9(follower)
+        let produce = #"""
+            import sys, time
+            from confluent_kafka import Producer
+            from confluent_kafka.admin import AdminClient
+            if len(sys.argv) > 3:   # wait until the ISR has shrunk
+                a = AdminClient({"bootstrap.servers": sys.argv[1]})
+                t = time.time()
+                while len(a.list_topics("m", timeout=5).topics["m"].partitions[0].isrs) != 2 and time.time() - t < 15: time.sleep(0.1)
+            p = Producer({"bootstrap.servers": sys.argv[1], "acks": "all", "message.timeout.ms": int(sys.argv[2]), "retries": 0})
+            res = []
+            p.produce("m", value=b"x", on_delivery=lambda e, m: res.append(e.name() if e else "OK"))
+            p.flush(30)
+            print(res[0] if res else "none")
+            """#
+        let r1 = String(decoding: try TestPython.run(produce, args: ["127.0.0.1:\(c.brokerPorts[leader]!)", "5000", "wait"], timeout: 60), as: UTF8.self)
+        XCTAssertTrue(r1.contains("NOT_ENOUGH_REPLICAS"), r1)
+        try c.start(follower)
+        try c.waitForBroker(follower)
+        let resumed = LocalCluster.eventually(30) { () -> Bool? in
+            guard let out = try? TestPython.run(produce, args: ["127.0.0.1:\(c.brokerPorts[leader]!)", "5000"], timeout: 60) else { return nil }
+            return String(decoding: out, as: UTF8.self).contains("OK") ? true : nil
+        }
+        XCTAssertEqual(resumed, true, "produce did not resume with the replica back")
+    }
+}
