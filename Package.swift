@@ -82,6 +82,15 @@ let package = Package(
         .target(name: "FjordController",
                 dependencies: ["FjordMetadata", "FjordProtocol", "FjordWire", .product(name: "NIOCore", package: "swift-nio")],
                 swiftSettings: strict),
+        // Kafka protocol client: connections with request/response pairing (used between nodes
+        // and by the operator tools).
+        .target(name: "FjordClient",
+                dependencies: ["FjordProtocol", "FjordRecords", "FjordWire",
+                               .product(name: "NIOCore", package: "swift-nio"),
+                               .product(name: "NIOPosix", package: "swift-nio"),
+                               .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                               .product(name: "Logging", package: "swift-log")],
+                swiftSettings: strict),
         // The broker data plane: partitions following the metadata image, produce/fetch,
         // delayed operations, ISR changes, follower fetchers, producer ids.
         .target(name: "FjordBroker",
@@ -94,7 +103,7 @@ let package = Package(
         // connections, KRaft over TCP, the node that runs the broker and controller roles.
         .target(name: "FjordServer",
                 dependencies: ["FjordRaftRuntime", "FjordRaft", "FjordStorage", "FjordRecords", "FjordProtocol", "FjordWire",
-                               "FjordMetadata", "FjordController", "FjordBroker",
+                               "FjordMetadata", "FjordController", "FjordBroker", "FjordClient",
                                .product(name: "NIOCore", package: "swift-nio"),
                                .product(name: "NIOPosix", package: "swift-nio"),
                                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

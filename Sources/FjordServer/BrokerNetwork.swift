@@ -1,3 +1,4 @@
+import FjordClient
 import FjordBroker
 import FjordMetadata
 import FjordProtocol

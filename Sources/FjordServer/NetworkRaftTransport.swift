@@ -1,3 +1,4 @@
+import FjordClient
 import FjordProtocol
 import FjordRaft
 import FjordRaftRuntime

@@ -1,3 +1,4 @@
+import FjordClient
 import FjordController
 import FjordMetadata
 import FjordProtocol
