@@ -8,7 +8,7 @@ extension ReplicaManager {
     /// Produce: appends each partition's batches on its leader; acks=0/1 answer after the
     /// append, acks=all once the high watermark passes the last offset (or the timeout).
     /// Returns nil for acks=0 (no response).
-    public func produce(_ r: ProduceRequest, version: Int16, on loop: EventLoop) -> EventLoopFuture<ProduceResponse?> {
+    public func produce(_ r: ProduceRequest, version: Int16, on loop: EventLoop, origin: AppendOrigin = .client) -> EventLoopFuture<ProduceResponse?> {
         let now = clock()
         var resp = ProduceResponse()
         guard r.acks == -1 || r.acks == 0 || r.acks == 1 else {
@@ -35,6 +35,13 @@ extension ReplicaManager {
                 var pr = ProduceResponse.PartitionProduceResponse()
                 pr.index = p.index
                 let tp = TopicPartition(t.name, p.index)
+                if origin == .client, t.name == "__consumer_offsets" {
+                    // Internal topics are written by their coordinators only.
+                    pr.errorCode = ErrorCode.invalidTopicException.rawValue
+                    pr.errorMessage = "Cannot append to internal topic \(t.name)"
+                    tr.partitionResponses.append(pr)
+                    continue
+                }
                 guard let part = partition(tp), part.isLeader else {
                     let known = currentImage.topics[t.name]?.partitions[p.index] != nil
                     pr.errorCode = known ? ErrorCode.notLeaderOrFollower.rawValue : ErrorCode.unknownTopicOrPartition.rawValue
@@ -68,7 +75,7 @@ extension ReplicaManager {
                 }
                 do {
                     guard pr.errorCode == 0 else { throw LogAppendError(.messageTooLarge, "The request included a message larger than the max message size the server will accept.") }
-                    let info = try part.log.appendAsLeader(records, leaderEpoch: st.leaderEpoch, nowMs: now, origin: .client)
+                    let info = try part.log.appendAsLeader(records, leaderEpoch: st.leaderEpoch, nowMs: now, origin: origin)
                     pr.baseOffset = info.firstOffset
                     pr.logAppendTimeMs = info.logAppendTime
                     pr.logStartOffset = info.logStartOffset

@@ -26,6 +26,14 @@ extension QuorumController {
                 out.append(contentsOf: fence(broker: id))
             }
         }
+        for (id, since) in suspects.sorted(by: { $0.key < $1.key }) {
+            if let s = sessions[id], s.lastContactMs > since {
+                suspects[id] = nil
+            } else if nowMs - since >= config.brokerHeartbeatIntervalMs {
+                suspects[id] = nil
+                out.append(contentsOf: brokerUnreachable(id, nowMs: nowMs))
+            }
+        }
         out.append(contentsOf: electUncleanLeaders())
         if config.autoLeaderRebalanceEnable, nowMs >= nextImbalanceCheckMs {
             nextImbalanceCheckMs = nowMs + config.leaderImbalanceCheckIntervalMs
@@ -82,8 +90,16 @@ extension QuorumController {
     /// once. A live broker that only lost a connection heartbeats again and is unfenced
     /// when caught up, as after any fencing.
     public func brokerUnreachable(_ id: Int32, nowMs: Int64) -> [MetadataRecord] {
+        suspects[id] = nil
         guard let b = image.brokers[id], !b.fenced else { return [] }
         sessions[id] = nil
         return fence(broker: id)
+    }
+
+    /// Broker `id`'s heartbeat connection closed but its process may be alive (a timeout, a
+    /// reconnect): it is fenced unless it heartbeats within `broker.heartbeat.interval.ms`.
+    public func brokerConnectionLost(_ id: Int32, nowMs: Int64) {
+        guard let b = image.brokers[id], !b.fenced else { return }
+        suspects[id] = nowMs
     }
 }

@@ -25,6 +25,9 @@ public final class QuorumController {
     var rng: SeededRandom
     /// Heartbeat state of unfenced brokers (and of brokers in controlled shutdown).
     var sessions: [Int32: BrokerSession] = [:]
+    /// Brokers whose heartbeat connection closed, and when: fenced if no heartbeat follows
+    /// within one heartbeat interval.
+    var suspects: [Int32: Int64] = [:]
     /// When the next preferred-leader imbalance check is due.
     var nextImbalanceCheckMs: Int64
 

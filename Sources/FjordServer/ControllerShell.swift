@@ -1,3 +1,4 @@
+import FjordClient
 import FjordController
 import FjordMetadata
 import FjordProtocol
@@ -89,6 +90,24 @@ public final class ControllerShell: @unchecked Sendable {
                 self.logger.info("fencing a broker whose process is gone", metadata: ["broker": "\(id)"])
                 self.append(records, epoch: a.epoch)
             }
+        }
+    }
+
+    /// A broker's heartbeat connection closed: probe its listener; a refused connection means
+    /// its process is gone (fence now), otherwise it has one heartbeat interval to come back.
+    func heartbeatConnectionClosed(_ id: Int32, group: EventLoopGroup) {
+        loop.execute {
+            guard let a = self.active, let b = a.controller.image.brokers[id], !b.fenced,
+                  let e = b.endpoints.first else { return }
+            a.controller.brokerConnectionLost(id, nowMs: RaftRuntime.wallClockMs())
+            KafkaConnection.connect(host: e.host, port: Int(e.port), group: group, clientId: "fjord-liveness-probe", connectTimeoutMs: 1000)
+                .whenComplete { result in
+                    switch result {
+                    case let .success(conn): conn.close()
+                    case let .failure(error):
+                        if NetworkRaftTransport.isRefused(error) { self.brokerUnreachable(id) }
+                    }
+                }
         }
     }
 

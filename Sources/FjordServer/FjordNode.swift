@@ -31,6 +31,7 @@ public final class FjordNode: @unchecked Sendable {
     private(set) var lifecycle: BrokerLifecycle?
     private(set) var replicaManager: ReplicaManager?
     private(set) var producerIds: ProducerIdManager?
+    private(set) var groupCoordinator: GroupCoordinator?
     private var brokerNetwork: BrokerNetwork?
     private var logManager: LogManager?
     private var server: KafkaServer?
@@ -136,8 +137,21 @@ public final class FjordNode: @unchecked Sendable {
             let rm = ReplicaManager(config: bc, logManager: logManager, transport: network, group: group,
                                     clock: RaftRuntime.wallClockMs, logger: logger)
             replicaManager = rm
-            publisher.subscribe { image in rm.applyImage(image) }
+            var gc = GroupCoordinatorConfig()
+            if let v = config.properties["offsets.topic.num.partitions"].flatMap(Int32.init) { gc.offsetsTopicPartitions = v }
+            if let v = config.properties["offsets.topic.replication.factor"].flatMap(Int16.init) { gc.offsetsTopicReplicationFactor = v }
+            if let v = config.properties["group.initial.rebalance.delay.ms"].flatMap(Int64.init) { gc.initialRebalanceDelayMs = v }
+            if let v = config.properties["group.min.session.timeout.ms"].flatMap(Int32.init) { gc.minSessionTimeoutMs = v }
+            if let v = config.properties["group.max.session.timeout.ms"].flatMap(Int32.init) { gc.maxSessionTimeoutMs = v }
+            if let v = config.properties["group.max.size"].flatMap(Int32.init) { gc.maxSize = v }
+            let coordinator = GroupCoordinator(config: gc, replicaManager: rm, loop: group.next(), clock: RaftRuntime.wallClockMs, logger: logger)
+            groupCoordinator = coordinator
+            publisher.subscribe { image in
+                rm.applyImage(image)
+                coordinator.onLeadershipChange()
+            }
             rm.start()
+            coordinator.start()
         }
         if config.isBroker {
             var dirIds: [KafkaUUID] = []
@@ -178,6 +192,7 @@ public final class FjordNode: @unchecked Sendable {
             lc.stop()
         }
         server?.close()
+        groupCoordinator?.stop()
         replicaManager?.shutdown()
         brokerNetwork?.close()
         controller?.stop()

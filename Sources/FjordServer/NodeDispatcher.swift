@@ -35,6 +35,9 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
         .metadata: 0...12, .describeTopicPartitions: 0...0,
         .produce: 3...11, .fetch: 4...17, .listOffsets: 1...8, .offsetForLeaderEpoch: 2...4, .deleteRecords: 0...2,
         .initProducerId: 0...4,
+        .findCoordinator: 0...4, .joinGroup: 0...9, .syncGroup: 0...5, .heartbeat: 0...4, .leaveGroup: 0...5,
+        .offsetCommit: 0...8, .offsetFetch: 0...8, .listGroups: 0...5, .describeGroups: 0...5, .deleteGroups: 0...2,
+        .offsetDelete: 0...0,
     ]
 
     func supportedApis(controllerListener: Bool) -> [ApiKey: ClosedRange<Int16>] {
@@ -49,7 +52,7 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
     }
 
     func heartbeatConnectionClosed(brokerId: Int32) {
-        node.controller?.brokerUnreachable(brokerId)
+        node.controller?.heartbeatConnectionClosed(brokerId, group: node.group)
     }
 
     func apiVersionsFeatures() -> (supported: [(String, Int16, Int16)], finalized: [(String, Int16, Int16)], epoch: Int64) {
@@ -84,6 +87,40 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
             case let r as ListOffsetsRequest: return el.makeSucceededFuture(rm.listOffsets(r, version: context.apiVersion))
             case let r as OffsetForLeaderEpochRequest: return el.makeSucceededFuture(rm.offsetForLeaderEpoch(r, version: context.apiVersion))
             case let r as DeleteRecordsRequest: return el.makeSucceededFuture(rm.deleteRecords(r))
+            case let r as FindCoordinatorRequest:
+                guard let gc = node.groupCoordinator else { break }
+                return gc.findCoordinator(r, version: context.apiVersion, listener: context.listenerName).map { $0 }
+            case let r as JoinGroupRequest:
+                guard let gc = node.groupCoordinator else { break }
+                let host = "/" + (context.clientAddress.split(separator: ":").first.map(String.init) ?? "")
+                return gc.joinGroup(r, version: context.apiVersion, clientId: context.header.clientId ?? "", clientHost: host).map { $0 }
+            case let r as SyncGroupRequest:
+                guard let gc = node.groupCoordinator else { break }
+                return gc.syncGroup(r, version: context.apiVersion).map { $0 }
+            case let r as HeartbeatRequest:
+                guard let gc = node.groupCoordinator else { break }
+                return gc.heartbeat(r).map { $0 }
+            case let r as LeaveGroupRequest:
+                guard let gc = node.groupCoordinator else { break }
+                return gc.leaveGroup(r, version: context.apiVersion).map { $0 }
+            case let r as OffsetCommitRequest:
+                guard let gc = node.groupCoordinator else { break }
+                return gc.offsetCommit(r, version: context.apiVersion).map { $0 }
+            case let r as OffsetFetchRequest:
+                guard let gc = node.groupCoordinator else { break }
+                return gc.offsetFetch(r, version: context.apiVersion).map { $0 }
+            case let r as ListGroupsRequest:
+                guard let gc = node.groupCoordinator else { break }
+                return gc.listGroups(r, version: context.apiVersion).map { $0 }
+            case let r as DescribeGroupsRequest:
+                guard let gc = node.groupCoordinator else { break }
+                return gc.describeGroups(r, version: context.apiVersion).map { $0 }
+            case let r as DeleteGroupsRequest:
+                guard let gc = node.groupCoordinator else { break }
+                return gc.deleteGroups(r).map { $0 }
+            case let r as OffsetDeleteRequest:
+                guard let gc = node.groupCoordinator else { break }
+                return gc.offsetDelete(r).map { $0 }
             case let r as InitProducerIdRequest:
                 guard let ids = node.producerIds else { break }
                 return ids.initProducerId(r, on: el).map { $0 }

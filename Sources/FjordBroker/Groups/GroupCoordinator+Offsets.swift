@@ -1,0 +1,362 @@
+import FjordMetadata
+import FjordProtocol
+import FjordStorage
+import NIOCore
+
+extension GroupCoordinator {
+    // MARK: FindCoordinator
+
+    /// The coordinator of each key: the leader of its `__consumer_offsets` partition, at its
+    /// endpoint on `listener`. Creates the topic on first use (through the controller).
+    public func findCoordinator(_ r: FindCoordinatorRequest, version: Int16, listener: String) -> EventLoopFuture<FindCoordinatorResponse> {
+        let keys = version >= 4 ? r.coordinatorKeys : [r.key]
+        let image = rm.currentImage
+        var results: [(key: String, node: Int32, host: String, port: Int32, error: ErrorCode, message: String?)] = []
+        var needTopic = false
+        for key in keys {
+            if r.keyType != 0 {
+                results.append((key, -1, "", -1, .invalidRequest, "Transaction coordinators are not supported yet"))
+                continue
+            }
+            if key.isEmpty {
+                results.append((key, -1, "", -1, .invalidRequest, "The group id must not be empty"))
+                continue
+            }
+            guard let topic = image.topics[Self.topic] else {
+                needTopic = true
+                results.append((key, -1, "", -1, .coordinatorNotAvailable, "The coordinator is not available."))
+                continue
+            }
+            let pid = partition(for: key)
+            guard let p = topic.partitions[pid], p.leader >= 0, let b = image.brokers[p.leader], !b.fenced,
+                  let e = b.endpoints.first(where: { $0.name == listener }) ?? b.endpoints.first else {
+                results.append((key, -1, "", -1, .coordinatorNotAvailable, "The coordinator is not available."))
+                continue
+            }
+            results.append((key, p.leader, e.host, Int32(e.port), .noError, nil))
+        }
+        if needTopic { createOffsetsTopic(image) }
+        var resp = FindCoordinatorResponse()
+        if version >= 4 {
+            resp.coordinators = results.map { x in
+                var c = FindCoordinatorResponse.Coordinator()
+                c.key = x.key
+                c.nodeId = x.node
+                c.host = x.host
+                c.port = x.port
+                c.errorCode = x.error.rawValue
+                c.errorMessage = x.message
+                return c
+            }
+        } else if let x = results.first {
+            resp.nodeId = x.node
+            resp.host = x.host
+            resp.port = x.port
+            resp.errorCode = x.error.rawValue
+            resp.errorMessage = version >= 1 ? x.message : nil
+        }
+        return loop.makeSucceededFuture(resp)
+    }
+
+    private func createOffsetsTopic(_ image: MetadataImage) {
+        let live = Int16(clamping: image.brokers.values.filter { !$0.fenced }.count)
+        guard live > 0 else { return }
+        var t = CreateTopicsRequest.CreatableTopic()
+        t.name = Self.topic
+        t.numPartitions = config.offsetsTopicPartitions
+        t.replicationFactor = min(config.offsetsTopicReplicationFactor, live)
+        t.configs = [("cleanup.policy", "compact"), ("compression.type", "producer"), ("segment.bytes", "\(config.offsetsTopicSegmentBytes)")].map { k, v in
+            var c = CreateTopicsRequest.CreatableTopicConfig()
+            c.name = k
+            c.value = v
+            return c
+        }
+        var req = CreateTopicsRequest()
+        req.topics = [t]
+        req.timeoutMs = 30_000
+        logger.info("creating the offsets topic", metadata: ["partitions": "\(t.numPartitions)", "replicationFactor": "\(t.replicationFactor)"])
+        _ = rm.transport.sendToController(req, version: 7)
+    }
+
+    // MARK: OffsetCommit / OffsetFetch
+
+    public func offsetCommit(_ r: OffsetCommitRequest, version: Int16) -> EventLoopFuture<OffsetCommitResponse> {
+        loop.flatSubmit {
+            var resp = OffsetCommitResponse()
+            func all(_ e: ErrorCode) -> OffsetCommitResponse {
+                var x = OffsetCommitResponse()
+                x.topics = r.topics.map { t in
+                    var rt = OffsetCommitResponse.OffsetCommitResponseTopic()
+                    rt.name = t.name
+                    rt.partitions = t.partitions.map { p in
+                        var rp = OffsetCommitResponse.OffsetCommitResponsePartition()
+                        rp.partitionIndex = p.partitionIndex
+                        rp.errorCode = e.rawValue
+                        return rp
+                    }
+                    return rt
+                }
+                return x
+            }
+            if let e = self.check(r.groupId) { return self.loop.makeSucceededFuture(all(e)) }
+            var g = self.groups[r.groupId]
+            let generation = version >= 1 ? r.generationIdOrMemberEpoch : -1
+            if generation < 0 {
+                // A commit outside a generation (admin tools, assign()-based consumers):
+                // only when the group has no members.
+                if let g, !g.members.isEmpty { return self.loop.makeSucceededFuture(all(.illegalGeneration)) }
+            } else {
+                guard let gg = g, let _ = gg.members[r.memberId] else { return self.loop.makeSucceededFuture(all(.unknownMemberId)) }
+                if generation != gg.generationId { return self.loop.makeSucceededFuture(all(.illegalGeneration)) }
+                // Commits with the current generation are fine while others (re)join; only
+                // between JoinGroup and SyncGroup is the member told to finish the rebalance.
+                if gg.phase == .completingRebalance {
+                    return self.loop.makeSucceededFuture(all(.rebalanceInProgress))
+                }
+                gg.members[r.memberId]?.lastHeartbeatMs = self.clock()
+            }
+            if g == nil {
+                g = ConsumerGroup(groupId: r.groupId)
+                self.groups[r.groupId] = g
+            }
+            guard let group = g else { return self.loop.makeSucceededFuture(all(.unknownServerError)) }
+            let now = self.clock()
+            var records: [(key: ByteBuffer, value: ByteBuffer?)] = []
+            var pending: [(TopicPartitionKey, CommittedOffset)] = []
+            resp.topics = r.topics.map { t in
+                var rt = OffsetCommitResponse.OffsetCommitResponseTopic()
+                rt.name = t.name
+                rt.partitions = t.partitions.map { p in
+                    var rp = OffsetCommitResponse.OffsetCommitResponsePartition()
+                    rp.partitionIndex = p.partitionIndex
+                    let meta = p.committedMetadata ?? ""
+                    if meta.utf8.count > self.config.offsetMetadataMaxBytes {
+                        rp.errorCode = ErrorCode.offsetMetadataTooLarge.rawValue
+                        return rp
+                    }
+                    let tp = TopicPartitionKey(topic: t.name, partition: p.partitionIndex)
+                    let o = CommittedOffset(offset: p.committedOffset, leaderEpoch: version >= 6 ? p.committedLeaderEpoch : -1,
+                                            metadata: meta, commitTimestamp: now, expireTimestamp: -1)
+                    if let rec = try? Self.offsetRecord(group: r.groupId, tp: tp, value: o) {
+                        records.append(rec)
+                        pending.append((tp, o))
+                    } else {
+                        rp.errorCode = ErrorCode.unknownServerError.rawValue
+                    }
+                    return rp
+                }
+                return rt
+            }
+            if records.isEmpty { return self.loop.makeSucceededFuture(resp) }
+            return self.append(r.groupId, records).map { code in
+                if code == .noError {
+                    for (tp, o) in pending { group.offsets[tp] = o }
+                    return resp
+                }
+                var failed = resp
+                for ti in failed.topics.indices {
+                    for pi in failed.topics[ti].partitions.indices where failed.topics[ti].partitions[pi].errorCode == 0 {
+                        failed.topics[ti].partitions[pi].errorCode = code.rawValue
+                    }
+                }
+                return failed
+            }
+        }
+    }
+
+    public func offsetFetch(_ r: OffsetFetchRequest, version: Int16) -> EventLoopFuture<OffsetFetchResponse> {
+        loop.submit {
+            var resp = OffsetFetchResponse()
+            func fetch(_ groupId: String, _ topics: [(String, [Int32])]?) -> (ErrorCode, [(String, [(Int32, CommittedOffset?)])]) {
+                if let e = self.check(groupId) { return (e, []) }
+                let g = self.groups[groupId]
+                if let topics {
+                    return (.noError, topics.map { name, parts in (name, parts.map { ($0, g?.offsets[TopicPartitionKey(topic: name, partition: $0)]) }) })
+                }
+                var byTopic: [String: [(Int32, CommittedOffset?)]] = [:]
+                for (tp, o) in (g?.offsets ?? [:]).sorted(by: { $0.key < $1.key }) { byTopic[tp.topic, default: []].append((tp.partition, o)) }
+                return (.noError, byTopic.keys.sorted().map { ($0, byTopic[$0]!) })
+            }
+            if version >= 8 {
+                resp.groups = r.groups.map { rg in
+                    let (e, topics) = fetch(rg.groupId, rg.topics.map { $0.map { ($0.name, $0.partitionIndexes) } })
+                    var og = OffsetFetchResponse.OffsetFetchResponseGroup()
+                    og.groupId = rg.groupId
+                    og.errorCode = e.rawValue
+                    og.topics = topics.map { name, parts in
+                        var t = OffsetFetchResponse.OffsetFetchResponseTopics()
+                        t.name = name
+                        t.partitions = parts.map { pid, o in
+                            var p = OffsetFetchResponse.OffsetFetchResponsePartitions()
+                            p.partitionIndex = pid
+                            p.committedOffset = o?.offset ?? -1
+                            p.committedLeaderEpoch = o?.leaderEpoch ?? -1
+                            p.metadata = o?.metadata ?? ""
+                            return p
+                        }
+                        return t
+                    }
+                    return og
+                }
+            } else {
+                let (e, topics) = fetch(r.groupId, r.topics.map { $0.map { ($0.name, $0.partitionIndexes) } })
+                if version >= 2 { resp.errorCode = e.rawValue }
+                resp.topics = topics.map { name, parts in
+                    var t = OffsetFetchResponse.OffsetFetchResponseTopic()
+                    t.name = name
+                    t.partitions = parts.map { pid, o in
+                        var p = OffsetFetchResponse.OffsetFetchResponsePartition()
+                        p.partitionIndex = pid
+                        p.committedOffset = o?.offset ?? -1
+                        p.committedLeaderEpoch = version >= 5 ? (o?.leaderEpoch ?? -1) : -1
+                        p.metadata = o?.metadata ?? ""
+                        if version < 2, e != .noError { p.errorCode = e.rawValue }
+                        return p
+                    }
+                    return t
+                }
+            }
+            return resp
+        }
+    }
+
+    // MARK: admin
+
+    public func listGroups(_ r: ListGroupsRequest, version: Int16) -> EventLoopFuture<ListGroupsResponse> {
+        loop.submit {
+            var resp = ListGroupsResponse()
+            let filter = Set(r.statesFilter.map { $0.lowercased() })
+            resp.groups = self.groups.values.filter { g in
+                self.owned[self.partition(for: g.groupId)] != nil && (g.protocolType != nil || !g.offsets.isEmpty)
+                    && (filter.isEmpty || filter.contains(g.phase.rawValue.lowercased()))
+            }.sorted { $0.groupId < $1.groupId }.map { g in
+                var x = ListGroupsResponse.ListedGroup()
+                x.groupId = g.groupId
+                x.protocolType = g.protocolType ?? ""
+                if version >= 4 { x.groupState = g.phase.rawValue }
+                if version >= 5 { x.groupType = "classic" }
+                return x
+            }
+            return resp
+        }
+    }
+
+    public func describeGroups(_ r: DescribeGroupsRequest, version: Int16) -> EventLoopFuture<DescribeGroupsResponse> {
+        loop.submit {
+            var resp = DescribeGroupsResponse()
+            resp.groups = r.groups.map { id in
+                var d = DescribeGroupsResponse.DescribedGroup()
+                d.groupId = id
+                if let e = self.check(id) {
+                    d.errorCode = e.rawValue
+                    return d
+                }
+                guard let g = self.groups[id] else {
+                    d.groupState = GroupPhase.dead.rawValue
+                    return d
+                }
+                d.groupState = g.phase.rawValue
+                d.protocolType = g.protocolType ?? ""
+                d.protocolData = g.phase == .stable || g.phase == .completingRebalance ? (g.protocolName ?? "") : ""
+                d.members = g.members.values.sorted { $0.memberId < $1.memberId }.map { m in
+                    var dm = DescribeGroupsResponse.DescribedGroupMember()
+                    dm.memberId = m.memberId
+                    dm.groupInstanceId = version >= 4 ? m.groupInstanceId : nil
+                    dm.clientId = m.clientId
+                    dm.clientHost = m.clientHost
+                    if g.phase == .stable, let proto = g.protocolName {
+                        dm.memberMetadata = m.metadata(for: proto)
+                        dm.memberAssignment = m.assignment
+                    }
+                    return dm
+                }
+                return d
+            }
+            return resp
+        }
+    }
+
+    public func deleteGroups(_ r: DeleteGroupsRequest) -> EventLoopFuture<DeleteGroupsResponse> {
+        loop.flatSubmit {
+            var futures: [EventLoopFuture<DeleteGroupsResponse.DeletableGroupResult>] = []
+            for id in r.groupsNames {
+                var res = DeleteGroupsResponse.DeletableGroupResult()
+                res.groupId = id
+                if let e = self.check(id) {
+                    res.errorCode = e.rawValue
+                    futures.append(self.loop.makeSucceededFuture(res))
+                    continue
+                }
+                guard let g = self.groups[id], g.phase != .dead else {
+                    res.errorCode = ErrorCode.groupIdNotFound.rawValue
+                    futures.append(self.loop.makeSucceededFuture(res))
+                    continue
+                }
+                guard g.members.isEmpty else {
+                    res.errorCode = ErrorCode.nonEmptyGroup.rawValue
+                    futures.append(self.loop.makeSucceededFuture(res))
+                    continue
+                }
+                var records: [(key: ByteBuffer, value: ByteBuffer?)] = []
+                for tp in g.offsets.keys.sorted() {
+                    if let rec = try? Self.offsetRecord(group: id, tp: tp, value: nil) { records.append(rec) }
+                }
+                if let rec = try? Self.groupRecord(g, nowMs: self.clock(), tombstone: true) { records.append(rec) }
+                g.phase = .dead
+                futures.append(self.append(id, records).map { code in
+                    if code == .noError { self.groups[id] = nil } else { g.phase = .empty }
+                    var x = res
+                    x.errorCode = code.rawValue
+                    return x
+                })
+            }
+            return EventLoopFuture.whenAllSucceed(futures, on: self.loop).map { results in
+                var resp = DeleteGroupsResponse()
+                resp.results = results
+                return resp
+            }
+        }
+    }
+
+    public func offsetDelete(_ r: OffsetDeleteRequest) -> EventLoopFuture<OffsetDeleteResponse> {
+        loop.flatSubmit {
+            var resp = OffsetDeleteResponse()
+            if let e = self.check(r.groupId) {
+                resp.errorCode = e.rawValue
+                return self.loop.makeSucceededFuture(resp)
+            }
+            guard let g = self.groups[r.groupId] else {
+                resp.errorCode = ErrorCode.groupIdNotFound.rawValue
+                return self.loop.makeSucceededFuture(resp)
+            }
+            // Topics the members are subscribed to cannot lose their offsets.
+            let subscribed = g.phase == .stable || g.phase == .completingRebalance ? Set(r.topics.map(\.name)) : []
+            var records: [(key: ByteBuffer, value: ByteBuffer?)] = []
+            var removed: [TopicPartitionKey] = []
+            resp.topics = r.topics.map { t in
+                var rt = OffsetDeleteResponse.OffsetDeleteResponseTopic()
+                rt.name = t.name
+                rt.partitions = t.partitions.map { p in
+                    var rp = OffsetDeleteResponse.OffsetDeleteResponsePartition()
+                    rp.partitionIndex = p.partitionIndex
+                    if !g.members.isEmpty && subscribed.contains(t.name) {
+                        rp.errorCode = ErrorCode.groupSubscribedToTopic.rawValue
+                        return rp
+                    }
+                    let tp = TopicPartitionKey(topic: t.name, partition: p.partitionIndex)
+                    if g.offsets[tp] != nil, let rec = try? Self.offsetRecord(group: r.groupId, tp: tp, value: nil) {
+                        records.append(rec)
+                        removed.append(tp)
+                    }
+                    return rp
+                }
+                return rt
+            }
+            if records.isEmpty { return self.loop.makeSucceededFuture(resp) }
+            return self.append(r.groupId, records).map { code in
+                if code == .noError { for tp in removed { g.offsets[tp] = nil } } else { resp.errorCode = code.rawValue }
+                return resp
+            }
+        }
+    }
+}
