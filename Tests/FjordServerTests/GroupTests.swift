@@ -228,7 +228,8 @@ final class GroupTests: XCTestCase {
             while len(set(seen)) < N and time.time() - t1 < 90: time.sleep(0.2)
             stop.set(); [t.join() for t in ts]
             g = a.describe_consumer_groups(["gfo"])["gfo"].result(10)
-            print({"consumed": len(set(seen)), "dups": len(seen) - len(set(seen)), "old": coord, "new": g.coordinator.id})
+            res = {"consumed": len(set(seen)), "dups": len(seen) - len(set(seen)), "old": coord, "new": g.coordinator.id, "state": str(g.state)}
+            print(res); sys.stderr.write("RESULT " + repr(res) + "\n")
             sys.exit(0 if len(set(seen)) == N and len(seen) - len(set(seen)) < 500 and g.coordinator.id != coord else 1)
             """#
         let ctl = c.dir + "/kill.ctl"

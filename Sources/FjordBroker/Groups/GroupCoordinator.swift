@@ -175,11 +175,22 @@ public final class GroupCoordinator: @unchecked Sendable {
             g.protocolName = gv.protocol
             g.leaderId = gv.leader
             g.stateTimestampMs = gv.currentStateTimestamp
-            // Members are not restored: after a coordinator move they rejoin (their next
-            // heartbeat gets UNKNOWN_MEMBER_ID / a rebalance), as Kafka's loaded groups
-            // expire members that do not heartbeat the new coordinator.
+            // Members come back as they were at the last completed rebalance (Stable), with
+            // fresh sessions: they keep consuming and committing with their generation, and
+            // the ones that are gone expire after their session timeout, as in Kafka.
+            let now = clock()
             g.members = [:]
-            g.phase = .empty
+            g.staticMembers = [:]
+            for mm in gv.members {
+                let m = GroupMember(memberId: mm.memberId, groupInstanceId: mm.groupInstanceId, clientId: mm.clientId,
+                                    clientHost: mm.clientHost, sessionTimeoutMs: mm.sessionTimeout,
+                                    rebalanceTimeoutMs: mm.rebalanceTimeout < 0 ? mm.sessionTimeout : mm.rebalanceTimeout,
+                                    protocolType: gv.protocolType, protocols: [(name: gv.protocol ?? "", metadata: mm.subscription)], nowMs: now)
+                m.assignment = mm.assignment
+                g.members[mm.memberId] = m
+                if let i = mm.groupInstanceId { g.staticMembers[i] = mm.memberId }
+            }
+            g.phase = g.members.isEmpty ? .empty : .stable
             return true
         default:
             return false

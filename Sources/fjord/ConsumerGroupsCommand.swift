@@ -1,0 +1,86 @@
+import ArgumentParser
+import FjordServer
+
+/// `fjord consumer-groups`: Kafka's `kafka-consumer-groups` tool.
+struct ConsumerGroupsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "consumer-groups",
+        abstract: "List, describe, reset and delete consumer groups.",
+        discussion: """
+            Examples:
+              fjord consumer-groups --bootstrap-server localhost:9092 --list
+              fjord consumer-groups --bootstrap-server localhost:9092 --describe --group my-group
+              fjord consumer-groups --bootstrap-server localhost:9092 --describe --group my-group --members
+              fjord consumer-groups --bootstrap-server localhost:9092 --reset-offsets --group my-group --topic t --to-earliest --execute
+            """
+    )
+
+    @Option(name: .customLong("bootstrap-server"), help: "The server(s) to connect to (host:port[,host:port]).")
+    var bootstrapServer: String
+
+    @Flag(name: .customLong("list"), help: "List all consumer groups.") var list = false
+    @Flag(name: .customLong("describe"), help: "Describe consumer group(s) and list offset lag.") var describe = false
+    @Flag(name: .customLong("delete"), help: "Delete the group.") var delete = false
+    @Flag(name: .customLong("reset-offsets"), help: "Reset the offsets of an inactive group.") var resetOffsets = false
+    @Option(name: .customLong("group"), help: "The consumer group.") var group: String?
+    @Flag(name: .customLong("members"), help: "With --describe: the members.") var members = false
+    @Flag(name: .customLong("state"), help: "With --describe: the group state; with --list: each group's state.") var state = false
+    @Flag(name: .customLong("offsets"), help: "With --describe: the offsets (the default).") var offsets = false
+    @Option(name: .customLong("topic"), help: "With --reset-offsets: the topic(s).") var topics: [String] = []
+    @Flag(name: .customLong("all-topics"), help: "With --reset-offsets: every topic the group has offsets for.") var allTopics = false
+    @Flag(name: .customLong("to-earliest")) var toEarliest = false
+    @Flag(name: .customLong("to-latest")) var toLatest = false
+    @Option(name: .customLong("to-offset")) var toOffset: Int64?
+    @Option(name: .customLong("shift-by")) var shiftBy: Int64?
+    @Option(name: .customLong("to-datetime"), help: "YYYY-MM-DDTHH:mm:SS.sss (UTC) or epoch milliseconds.") var toDatetime: String?
+    @Flag(name: .customLong("dry-run")) var dryRun = false
+    @Flag(name: .customLong("execute")) var execute = false
+
+    func run() throws {
+        do {
+            let tool = try ConsumerGroupsTool(bootstrap: bootstrapServer)
+            var lines: [String] = []
+            if list {
+                lines = try tool.list(withState: state)
+            } else if describe {
+                guard let g = group else { throw ConsumerGroupsTool.Failure("--describe needs --group G") }
+                lines = members ? try tool.describeMembers(g) : state ? try tool.describeState(g) : try tool.describeOffsets(g)
+            } else if delete {
+                guard let g = group else { throw ConsumerGroupsTool.Failure("--delete needs --group G") }
+                lines = try tool.delete(g)
+            } else if resetOffsets {
+                guard let g = group else { throw ConsumerGroupsTool.Failure("--reset-offsets needs --group G") }
+                var ts = topics
+                if allTopics { ts = Array(try tool.view(g).committed.keys).sorted() }
+                guard !ts.isEmpty else { throw ConsumerGroupsTool.Failure("--reset-offsets needs --topic T or --all-topics") }
+                let spec: ConsumerGroupsTool.ResetSpec
+                if toEarliest { spec = .earliest } else if toLatest { spec = .latest } else if let o = toOffset { spec = .offset(o) }
+                else if let s = shiftBy { spec = .shiftBy(s) } else if let d = toDatetime { spec = .datetime(try Self.parseDatetime(d)) }
+                else { throw ConsumerGroupsTool.Failure("--reset-offsets needs one of --to-earliest, --to-latest, --to-offset, --shift-by, --to-datetime") }
+                if !execute && !dryRun { lines.append("WARN: No action will be performed as the --execute option is missing. In a future major release, the default behavior of this command will be to prompt the user before executing the reset rather than doing a dry run. You should add the --dry-run option explicitly if you are scripting this command and want to keep the current default behavior without prompting.") }
+                lines += try tool.resetOffsets(g, topics: ts, spec: spec, execute: execute)
+            } else {
+                throw ConsumerGroupsTool.Failure("Command must include exactly one action: --list, --describe, --delete, --reset-offsets")
+            }
+            for l in lines { print(l) }
+        } catch let e as ConsumerGroupsTool.Failure {
+            stderr(e.description)
+            throw ExitCode.failure
+        } catch {
+            stderr("\(error)")
+            throw ExitCode.failure
+        }
+    }
+
+    static func parseDatetime(_ s: String) throws -> Int64 {
+        if let ms = Int64(s) { return ms }
+        // YYYY-MM-DDTHH:mm:SS(.sss), UTC.
+        let parts = s.split(whereSeparator: { "-T:.".contains($0) }).compactMap { Int64($0) }
+        guard parts.count >= 6 else { throw ConsumerGroupsTool.Failure("--to-datetime: expected YYYY-MM-DDTHH:mm:SS.sss, got \(s)") }
+        let (y, m, d) = (parts[0], parts[1], parts[2])
+        let a = (14 - m) / 12, yy = y + 4800 - a, mm = m + 12 * a - 3
+        let jdn = d + (153 * mm + 2) / 5 + 365 * yy + yy / 4 - yy / 100 + yy / 400 - 32045
+        let days = jdn - 2440588
+        return ((days * 24 + parts[3]) * 60 + parts[4]) * 60_000 + parts[5] * 1000 + (parts.count > 6 ? parts[6] : 0)
+    }
+}
