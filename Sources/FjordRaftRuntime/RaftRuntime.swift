@@ -228,6 +228,7 @@ public final class RaftRuntime: @unchecked Sendable {
                 if let hw = r.newHighWatermark { committed(hw) }
                 if let lc = r.leaderChanged {
                     logger.info("leader changed", metadata: ["node": "\(nodeId)", "epoch": "\(lc.epoch)", "leader": "\(lc.leaderId)"])
+                    if lc.leaderId != nodeId { abandonProposals(NotLeaderError(epoch: lc.epoch, leaderId: lc.leaderId)) }
                     onLeaderChange?(lc.epoch, lc.leaderId)
                 }
                 for env in r.sendAfterPersist { route(env) }
@@ -267,6 +268,17 @@ public final class RaftRuntime: @unchecked Sendable {
         }
         waiting = keep
         onCommit?(hw)
+    }
+
+    /// This node no longer leads: proposals not yet known committed are failed. (One may
+    /// still be committed by the next leader; the caller learns of it by replaying the log,
+    /// as Kafka's controller does.) Without this, a later high watermark could "commit" an
+    /// offset that now holds another leader's record.
+    private func abandonProposals(_ error: Error) {
+        for w in waiting { w.promise.fail(error) }
+        for p in pending { p.promise?.fail(error) }
+        waiting = []
+        pending = []
     }
 
     private func fail(_ error: Error) {

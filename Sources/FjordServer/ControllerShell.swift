@@ -152,6 +152,10 @@ public final class ControllerShell: @unchecked Sendable {
             }
             let result = op(a.controller, RaftRuntime.wallClockMs())
             if result.records.isEmpty { return self.loop.makeSucceededFuture(result.response) }
+            if !(request is BrokerHeartbeatRequest) {
+                self.logger.info("controller operation", metadata: ["api": "\(type(of: request).messageName)", "records": "\(result.records.count)",
+                                                                    "first": "\(result.records.first.map { "\($0)" } ?? "")"])
+            }
             return self.append(result.records, epoch: a.epoch).map { _ in result.response as any KafkaResponse }.flatMapErrorThrowing { _ in
                 ErrorResponses.make(for: request, .notController, "The controller lost its leadership before the change was committed.") ?? R()
             }

@@ -23,6 +23,9 @@ public final class FjordNode: @unchecked Sendable {
     public let clusterId: String
     let logger: Logger
     let group: MultiThreadedEventLoopGroup
+    let raftGroup: MultiThreadedEventLoopGroup
+    /// Applies metadata images to the broker's partitions (log creation and deletion).
+    let metadataGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     let raft: RaftRuntime
     let transport: NetworkRaftTransport
     let publisher: MetadataPublisher
@@ -70,7 +73,10 @@ public final class FjordNode: @unchecked Sendable {
                                          requestTimeoutMs: config.raft.requestTimeoutMs, logger: logger)
         var seed = UInt64(UInt32(bitPattern: config.nodeId))
         seed = seed &* 0x9E37_79B9_7F4A_7C15 ^ UInt64(RaftRuntime.wallClockMs())
-        raft = try RaftRuntime(config: config.raft, dataDir: config.metadataLogDir, loop: group.next(), transport: transport,
+        // The Raft core gets a thread of its own: votes, fetches and fsyncs never wait behind
+        // request handling or log creation.
+        raftGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        raft = try RaftRuntime(config: config.raft, dataDir: config.metadataLogDir, loop: raftGroup.next(), transport: transport,
                                seed: seed, logger: logger)
         publisher = MetadataPublisher(raft: raft, logger: logger)
         controllerChannel = ControllerChannel(raft: raft, group: group, voters: config.voters, nodeId: config.nodeId, logger: logger)
@@ -146,9 +152,23 @@ public final class FjordNode: @unchecked Sendable {
             if let v = config.properties["group.max.size"].flatMap(Int32.init) { gc.maxSize = v }
             let coordinator = GroupCoordinator(config: gc, replicaManager: rm, loop: group.next(), clock: RaftRuntime.wallClockMs, logger: logger)
             groupCoordinator = coordinator
+            // Applying an image creates and deletes logs (file I/O): it runs on its own serial
+            // loop, never on the Raft loop, whose fetches and votes must not wait for it.
+            // Images are applied in order; a burst collapses to the latest.
+            let metadataLoop = metadataGroup.next()
+            let latest = NIOLockedValueBox<MetadataImage?>(nil)
             publisher.subscribe { image in
-                rm.applyImage(image)
-                coordinator.onLeadershipChange()
+                let first = latest.withLockedValue { pending -> Bool in
+                    defer { pending = image }
+                    return pending == nil
+                }
+                guard first else { return }
+                metadataLoop.execute {
+                    while let next = latest.withLockedValue({ p -> MetadataImage? in defer { p = nil }; return p }) {
+                        rm.applyImage(next)
+                        coordinator.onLeadershipChange()
+                    }
+                }
             }
             rm.start()
             coordinator.start()
@@ -200,6 +220,8 @@ public final class FjordNode: @unchecked Sendable {
         transport.closeAll()
         controllerChannel.close()
         try? group.syncShutdownGracefully()
+        try? raftGroup.syncShutdownGracefully()
+        try? metadataGroup.syncShutdownGracefully()
         logger.info("shut down")
     }
 
