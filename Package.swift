@@ -114,7 +114,7 @@ let package = Package(
                 dependencies: ["FjordRecords", "FjordProtocol", "FjordMetadata", .product(name: "NIOCore", package: "swift-nio")],
                 swiftSettings: strict),
         .executableTarget(name: "fjord",
-                dependencies: ["FjordTools", "FjordServer", "FjordRaftRuntime", "FjordWire",
+                dependencies: ["FjordTools", "FjordServer", "FjordRaftRuntime", "FjordWire", "FjordClient",
                                .product(name: "ArgumentParser", package: "swift-argument-parser"),
                                .product(name: "Logging", package: "swift-log")],
                 swiftSettings: strict),
@@ -159,5 +159,10 @@ let package = Package(
                                    .product(name: "NIOCore", package: "swift-nio")],
                     swiftSettings: strict),
         .testTarget(name: "FjordToolsTests", dependencies: ["FjordTools", "FjordStorage", "FjordTestSupport"], swiftSettings: strict),
+        .testTarget(name: "FjordClientTests",
+                    dependencies: ["FjordClient", "FjordProtocol", "FjordRecords", "FjordTestSupport",
+                                   .product(name: "NIOCore", package: "swift-nio")],
+                    swiftSettings: strict),
+        .testTarget(name: "FjordToolsCLITests", dependencies: ["FjordTestSupport"], swiftSettings: strict),
     ]
 )

@@ -62,6 +62,9 @@ final class ReplicaFetcher: @unchecked Sendable {
     private var partitions: [TopicPartition: (partition: Partition, leaderEpoch: Int32)] = [:]
     private var running = false
     private var stopped = false
+    /// Partitions whose last fetch failed, left out until then (Kafka delays only the
+    /// partition in error, not the whole fetcher).
+    private var delayedUntil: [TopicPartition: Int64] = [:]
 
     init(leader: Int32, manager: ReplicaFetcherManager, loop: EventLoop) {
         self.leader = leader
@@ -106,7 +109,14 @@ final class ReplicaFetcher: @unchecked Sendable {
         req.sessionId = 0
         req.sessionEpoch = -1
         var byTopic: [KafkaUUID: FetchRequest.FetchTopic] = [:]
-        let snapshot = partitions
+        let now = manager.clock()
+        delayedUntil = delayedUntil.filter { $0.value > now && partitions[$0.key] != nil }
+        let snapshot = partitions.filter { delayedUntil[$0.key] == nil }
+        if snapshot.isEmpty {
+            let wait = max(10, (delayedUntil.values.min() ?? now + 100) - now)
+            loop.scheduleTask(in: .milliseconds(wait)) { self.fetchOnce() }
+            return
+        }
         for (tp, entry) in snapshot.sorted(by: { $0.key.description < $1.key.description }) {
             let log = entry.partition.log
             var fp = FetchRequest.FetchPartition()
@@ -142,7 +152,7 @@ final class ReplicaFetcher: @unchecked Sendable {
     /// Applies a fetch response; returns whether to back off before the next fetch.
     private func handle(_ resp: FetchResponse, sent: [TopicPartition: (partition: Partition, leaderEpoch: Int32)]) -> Bool {
         if resp.errorCode != 0 { return true }
-        var backoff = false
+        let backoff = false
         let now = manager.clock()
         for t in resp.responses {
             for pd in t.partitions {
@@ -164,7 +174,7 @@ final class ReplicaFetcher: @unchecked Sendable {
                             manager.logger.error("follower truncation failed", metadata: ["partition": "\(tp)", "error": "\(error)"])
                         }
                     }
-                    backoff = true
+                    delayedUntil[tp] = now + manager.config.replicaFetchBackoffMs
                     continue
                 }
                 do {
@@ -190,7 +200,7 @@ final class ReplicaFetcher: @unchecked Sendable {
                     entry.partition.notifyWaiters()
                 } catch {
                     manager.logger.error("follower append failed", metadata: ["partition": "\(tp)", "error": "\(error)"])
-                    backoff = true
+                    delayedUntil[tp] = now + manager.config.replicaFetchBackoffMs
                 }
             }
         }

@@ -107,6 +107,25 @@ public final class KafkaConnection: @unchecked Sendable {
         return promise.futureResult
     }
 
+    /// Sends a request the broker does not answer (Produce with acks=0); the future completes
+    /// when the frame is written.
+    public func sendWithoutResponse<R: KafkaRequest>(_ request: R, version: Int16) -> EventLoopFuture<Void> {
+        let loop = channel.eventLoop
+        let promise = loop.makePromise(of: Void.self)
+        loop.execute {
+            let corr = self.handler.nextCorrelationId()
+            let frame: ByteBuffer
+            do {
+                frame = try KafkaFrames.request(request, version: version, correlationId: corr, clientId: self.clientId)
+            } catch {
+                return promise.fail(error)
+            }
+            guard self.channel.isActive else { return promise.fail(KafkaConnectionError.closed(self.peer)) }
+            self.channel.writeAndFlush(frame, promise: promise)
+        }
+        return promise.futureResult
+    }
+
     public func close() {
         channel.close(promise: nil)
     }

@@ -15,6 +15,17 @@ struct FjordCommand: ParsableCommand {
             ServerCommand.self,
             MetadataQuorumCommand.self,
             DumpLogCommand.self,
+            TopicsCommand.self,
+            ConsoleProducerCommand.self,
+            ConsoleConsumerCommand.self,
+            ProducerPerfTestCommand.self,
+            ConsumerPerfTestCommand.self,
+            ConfigsCommand.self,
+            LeaderElectionCommand.self,
+            ClusterIdCommand.self,
+            BrokerApiVersionsCommand.self,
+            DevClusterCommand.self,
+            ConsumerGroupsCommand.self,
         ]
     )
 }
