@@ -5,48 +5,8 @@ import FjordProtocol
 /// ConfigRecord set one, otherwise the broker's static value or Kafka's default, each with
 /// Kafka's source codes so tools print "DYNAMIC_TOPIC_CONFIG", "DEFAULT_CONFIG", ...
 enum ConfigDescriber {
-    /// Config sources (DescribeConfigs v1+).
-    enum Source: Int8 {
-        case unknown = 0, dynamicTopic = 1, dynamicBroker = 2, dynamicDefaultBroker = 3, staticBroker = 4, defaultConfig = 5
-    }
-
-    /// Kafka's config types (DescribeConfigs v3+).
-    enum ConfigType: Int8 {
-        case unknown = 0, boolean = 1, string = 2, int = 3, short = 4, long = 5, double = 6, list = 7, `class` = 8, password = 9
-    }
-
-    /// Topic-level configs: name → (the broker config that supplies its default, the
-    /// default, type).
-    static let topicConfigs: [(name: String, brokerKey: String?, defaultValue: String, type: ConfigType)] = [
-        ("cleanup.policy", "log.cleanup.policy", "delete", .list),
-        ("compression.type", "compression.type", "producer", .string),
-        ("delete.retention.ms", "log.cleaner.delete.retention.ms", "86400000", .long),
-        ("file.delete.delay.ms", "log.segment.delete.delay.ms", "60000", .long),
-        ("flush.messages", "log.flush.interval.messages", "9223372036854775807", .long),
-        ("flush.ms", "log.flush.interval.ms", "9223372036854775807", .long),
-        ("follower.replication.throttled.replicas", nil, "", .list),
-        ("index.interval.bytes", "log.index.interval.bytes", "4096", .int),
-        ("leader.replication.throttled.replicas", nil, "", .list),
-        ("local.retention.bytes", "log.local.retention.bytes", "-2", .long),
-        ("local.retention.ms", "log.local.retention.ms", "-2", .long),
-        ("max.compaction.lag.ms", "log.cleaner.max.compaction.lag.ms", "9223372036854775807", .long),
-        ("max.message.bytes", "message.max.bytes", "1048588", .int),
-        ("message.timestamp.after.max.ms", "log.message.timestamp.after.max.ms", "9223372036854775807", .long),
-        ("message.timestamp.before.max.ms", "log.message.timestamp.before.max.ms", "9223372036854775807", .long),
-        ("message.timestamp.type", "log.message.timestamp.type", "CreateTime", .string),
-        ("min.cleanable.dirty.ratio", "log.cleaner.min.cleanable.ratio", "0.5", .double),
-        ("min.compaction.lag.ms", "log.cleaner.min.compaction.lag.ms", "0", .long),
-        ("min.insync.replicas", "min.insync.replicas", "1", .int),
-        ("preallocate", "log.preallocate", "false", .boolean),
-        ("remote.storage.enable", nil, "false", .boolean),
-        ("retention.bytes", "log.retention.bytes", "-1", .long),
-        ("retention.ms", "log.retention.ms", "604800000", .long),
-        ("segment.bytes", "log.segment.bytes", "1073741824", .int),
-        ("segment.index.bytes", "log.index.size.max.bytes", "10485760", .int),
-        ("segment.jitter.ms", "log.roll.jitter.ms", "0", .long),
-        ("segment.ms", "log.roll.ms", "604800000", .long),
-        ("unclean.leader.election.enable", "unclean.leader.election.enable", "false", .boolean),
-    ]
+    /// Topic configs in name order, from the one table the controller validates against.
+    static let topicConfigs: [TopicConfigDefinition] = TopicConfigs.definitions.values.sorted { $0.name < $1.name }
 
     /// The value a broker's static configuration gives a topic config, if it sets one
     /// (including the hours/minutes forms of retention and roll).
@@ -80,27 +40,28 @@ enum ConfigDescriber {
                 }
                 let dynamic = image.topicConfigs[res.resourceName] ?? [:]
                 out.configs = topicConfigs.filter { wanted?.contains($0.name) ?? true }.map { c in
+                    let brokerKey = c.brokerSynonym
                     var e = DescribeConfigsResponse.DescribeConfigsResourceResult()
                     e.name = c.name
                     e.configType = c.type.rawValue
                     var synonyms: [DescribeConfigsResponse.DescribeConfigsSynonym] = []
                     if let v = dynamic[c.name] {
                         e.value = v
-                        e.configSource = Source.dynamicTopic.rawValue
-                        synonyms.append(synonym(c.name, v, .dynamicTopic))
+                        e.configSource = ConfigSource.dynamicTopicConfig.rawValue
+                        synonyms.append(synonym(c.name, v, .dynamicTopicConfig))
                     }
-                    if let b = c.brokerKey, let v = staticValue(for: b, config: config) {
+                    if let b = brokerKey, let v = staticValue(for: b, config: config) {
                         if e.configSource < 0 {
                             e.value = v
-                            e.configSource = Source.staticBroker.rawValue
+                            e.configSource = ConfigSource.staticBrokerConfig.rawValue
                         }
-                        synonyms.append(synonym(b, v, .staticBroker))
+                        synonyms.append(synonym(b, v, .staticBrokerConfig))
                     }
                     if e.configSource < 0 {
                         e.value = c.defaultValue
-                        e.configSource = Source.defaultConfig.rawValue
+                        e.configSource = ConfigSource.defaultConfig.rawValue
                     }
-                    if let b = c.brokerKey { synonyms.append(synonym(b, c.defaultValue, .defaultConfig)) }
+                    if let b = brokerKey { synonyms.append(synonym(b, c.defaultValue, .defaultConfig)) }
                     if r.includeSynonyms { e.synonyms = synonyms }
                     return e
                 }
@@ -118,19 +79,19 @@ enum ConfigDescriber {
                 out.configs = keys.sorted().filter { wanted?.contains($0) ?? true }.map { k in
                     var e = DescribeConfigsResponse.DescribeConfigsResourceResult()
                     e.name = k
-                    e.configType = ConfigType.string.rawValue
+                    e.configType = FjordMetadata.ConfigType.string.rawValue
                     if let v = dynamic[k] {
                         e.value = v
-                        e.configSource = isDefault ? Source.dynamicDefaultBroker.rawValue : Source.dynamicBroker.rawValue
+                        e.configSource = (isDefault ? ConfigSource.dynamicDefaultBrokerConfig : ConfigSource.dynamicBrokerConfig).rawValue
                     } else if !isDefault, let v = clusterDefaults[k] {
                         e.value = v
-                        e.configSource = Source.dynamicDefaultBroker.rawValue
+                        e.configSource = ConfigSource.dynamicDefaultBrokerConfig.rawValue
                     } else if !isDefault, let v = config.properties[k] {
                         e.value = v
-                        e.configSource = Source.staticBroker.rawValue
+                        e.configSource = ConfigSource.staticBrokerConfig.rawValue
                     } else {
                         e.value = ServerConfig.defaults[k] ?? ""
-                        e.configSource = Source.defaultConfig.rawValue
+                        e.configSource = ConfigSource.defaultConfig.rawValue
                     }
                     e.readOnly = !isDefault && dynamic[k] == nil
                     return e
@@ -144,7 +105,7 @@ enum ConfigDescriber {
         return resp
     }
 
-    static func synonym(_ name: String, _ value: String, _ source: Source) -> DescribeConfigsResponse.DescribeConfigsSynonym {
+    static func synonym(_ name: String, _ value: String, _ source: ConfigSource) -> DescribeConfigsResponse.DescribeConfigsSynonym {
         var s = DescribeConfigsResponse.DescribeConfigsSynonym()
         s.name = name
         s.value = value

@@ -57,7 +57,7 @@ public final class FjordNode: @unchecked Sendable {
         if config.isBroker {
             var defaults: [String: String] = [:]
             for c in ConfigDescriber.topicConfigs {
-                if let v = ConfigDescriber.staticValue(for: c.brokerKey, config: config) { defaults[c.name] = v }
+                if let v = ConfigDescriber.staticValue(for: c.brokerSynonym, config: config) { defaults[c.name] = v }
             }
             let logConfig: LogConfig
             do {
