@@ -4,6 +4,13 @@ import FjordStorage
 import NIOConcurrencyHelpers
 import NIOCore
 
+/// A request whose outcome the client can only learn from its connection closing (Kafka
+/// closes the connection when an `acks=0` produce fails).
+public struct ConnectionClosingError: Error, CustomStringConvertible {
+    public var reason: String
+    public var description: String { reason }
+}
+
 extension ReplicaManager {
     /// Produce: appends each partition's batches on its leader; acks=0/1 answer after the
     /// append, acks=all once the high watermark passes the last offset (or the timeout).
@@ -106,7 +113,15 @@ extension ReplicaManager {
                 return e
             }
         }
-        if r.acks == 0 { return loop.makeSucceededFuture(nil) }
+        if r.acks == 0 {
+            // No response to carry an error: close the connection instead, as Kafka does, so
+            // the client refreshes its metadata rather than keep sending to a wrong broker.
+            let failed = resp.responses.flatMap { t in
+                t.partitionResponses.filter { $0.errorCode != 0 }.map { "\(t.name)-\($0.index): \(ErrorCode(rawValue: $0.errorCode).map { "\($0)" } ?? "\($0.errorCode)")" }
+            }
+            if !failed.isEmpty { return loop.makeFailedFuture(ConnectionClosingError(reason: "acks=0 produce failed for \(failed.joined(separator: ", "))")) }
+            return loop.makeSucceededFuture(nil)
+        }
         if waits.isEmpty { return loop.makeSucceededFuture(resp) }
         // acks=all: a delayed produce, completed by high-watermark changes or the timeout.
         let promise = loop.makePromise(of: ProduceResponse?.self)

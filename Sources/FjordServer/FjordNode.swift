@@ -41,6 +41,17 @@ public final class FjordNode: @unchecked Sendable {
     private var dispatcher: NodeDispatcher?
     private let locks: [DirectoryLock]
     private let leader = NIOLockedValueBox<Int32>(-1)
+    /// On a broker, the newest image its partitions have applied (set after
+    /// `ReplicaManager.applyImage` returns).
+    private let appliedImage = NIOLockedValueBox<MetadataImage?>(nil)
+
+    /// The image client-facing answers (Metadata, DescribeCluster, DescribeConfigs, …) come
+    /// from. On a broker it trails the published image until the replica manager has applied
+    /// it, so a client never learns of a partition leader before that leader has the
+    /// partition: otherwise an `acks=0` produce sent on such an answer would be dropped.
+    var clientImage: MetadataImage {
+        appliedImage.withLockedValue { $0 } ?? publisher.image
+    }
 
     /// Checks the directories (formatted, one cluster, this node), locks them and opens the
     /// metadata log. Throws with Kafka's message when a directory is not usable.
@@ -157,6 +168,7 @@ public final class FjordNode: @unchecked Sendable {
             // Images are applied in order; a burst collapses to the latest.
             let metadataLoop = metadataGroup.next()
             let latest = NIOLockedValueBox<MetadataImage?>(nil)
+            let applied = appliedImage
             publisher.subscribe { image in
                 let first = latest.withLockedValue { pending -> Bool in
                     defer { pending = image }
@@ -166,6 +178,7 @@ public final class FjordNode: @unchecked Sendable {
                 metadataLoop.execute {
                     while let next = latest.withLockedValue({ p -> MetadataImage? in defer { p = nil }; return p }) {
                         rm.applyImage(next)
+                        applied.withLockedValue { $0 = next }
                         coordinator.onLeadershipChange()
                     }
                 }

@@ -1,3 +1,4 @@
+import FjordBroker
 import FjordProtocol
 import FjordWire
 import Logging
@@ -175,6 +176,10 @@ final class ServerRequestHandler: ChannelInboundHandler, @unchecked Sendable {
             guard let resp else { return nil }
             return try Self.encode(resp, version: version, correlationId: corr)
         }.flatMapErrorThrowing { error in
+            if let e = error as? ConnectionClosingError {
+                logger.info("closing connection", metadata: ["client": "\(remote)", "api": "\(apiKey.name)", "reason": "\(e.reason)"])
+                throw error
+            }
             logger.error("closing connection: request failed", metadata: ["client": "\(remote)", "api": "\(apiKey.name)", "error": "\(error)"])
             throw error
         }

@@ -56,7 +56,7 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
     }
 
     func apiVersionsFeatures() -> (supported: [(String, Int16, Int16)], finalized: [(String, Int16, Int16)], epoch: Int64) {
-        let image = node.publisher.image
+        let image = node.clientImage
         let mv = image.features["metadata.version"]
         return ([("metadata.version", 7, MetadataVersion.latest.level)],
                 mv.map { [("metadata.version", $0, $0)] } ?? [],
@@ -74,9 +74,9 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
         case let r as DescribeClusterRequest: return loop.makeSucceededFuture(describeCluster(r, context))
         case let r as MetadataRequest: return metadata(r, context).map { $0 }
         case let r as DescribeTopicPartitionsRequest:
-            return loop.makeSucceededFuture(TopicPartitionsDescriber.describe(r, image: node.publisher.image))
+            return loop.makeSucceededFuture(TopicPartitionsDescriber.describe(r, image: node.clientImage))
         case let r as DescribeConfigsRequest:
-            return loop.makeSucceededFuture(ConfigDescriber.describe(r, version: context.apiVersion, image: node.publisher.image, config: node.config))
+            return loop.makeSucceededFuture(ConfigDescriber.describe(r, version: context.apiVersion, image: node.clientImage, config: node.config))
         default: break
         }
         if !context.isControllerListener, let rm = node.replicaManager {
@@ -215,7 +215,7 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
     }
 
     private func describeCluster(_ r: DescribeClusterRequest, _ context: RequestContext) -> any KafkaResponse {
-        let image = node.publisher.image
+        let image = node.clientImage
         var resp = DescribeClusterResponse()
         resp.clusterId = node.clusterId
         resp.endpointType = r.endpointType
@@ -247,7 +247,7 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
     // MARK: Metadata
 
     private func metadata(_ r: MetadataRequest, _ context: RequestContext) -> EventLoopFuture<any KafkaResponse> {
-        let image = node.publisher.image
+        let image = node.clientImage
         var resp = MetadataResponse()
         resp.clusterId = node.clusterId
         resp.controllerId = node.metadataControllerId(image)

@@ -44,10 +44,14 @@ final class AdminTests: XCTestCase {
             assert all(leaders.count(b) == 2 for b in (1, 2, 3)), leaders
             assert all(sorted(p.replicas) == [1, 2, 3] and sorted(p.isrs) == [1, 2, 3] for p in t.partitions.values())
             a.create_partitions([NewPartitions("orders", 8)])["orders"].result(15)
-            for _ in range(100):
-                if len(a.list_topics("orders", timeout=5).topics["orders"].partitions) == 8: break
-                time.sleep(0.1)
-            assert len(a.list_topics("orders", timeout=5).topics["orders"].partitions) == 8
+            # Brokers learn of the new partitions as they follow the metadata log, each at its
+            # own pace: wait for three answers in a row (from any brokers) to show all eight.
+            seen8 = 0
+            for _ in range(200):
+                seen8 = seen8 + 1 if len(a.list_topics("orders", timeout=5).topics["orders"].partitions) == 8 else 0
+                if seen8 == 3: break
+                time.sleep(0.05)
+            assert seen8 == 3, a.list_topics("orders", timeout=5).topics["orders"].partitions
             try:
                 a.create_partitions([NewPartitions("orders", 4)])["orders"].result(15); raise SystemExit("decrease accepted")
             except KafkaException as e:

@@ -69,7 +69,8 @@ final class DataPlaneTests: XCTestCase {
             for part in (0, 1):
                 exp = [s for s in sent if s[0] == part]
                 g = got[part]
-                assert [o for o, *_ in g] == list(range(len(exp))), [o for o, *_ in g][:10]
+                offs = [o for o, *_ in g]
+                assert offs == list(range(len(exp))), (part, len(offs), len(exp), [o for o in offs if o not in range(len(exp))][:10], sorted(set(range(len(exp))) - set(offs))[:10])
                 assert [(k, v, ts, h) for _, k, v, ts, h in g] == [(k, v, ts, h) for _, k, v, ts, h in exp]
             # seek back and offsets_for_times
             c.seek(TopicPartition("cf", 0, 10))
