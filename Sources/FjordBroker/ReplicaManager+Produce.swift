@@ -3,6 +3,9 @@ import FjordRecords
 import FjordStorage
 import NIOConcurrencyHelpers
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// A request whose outcome the client can only learn from its connection closing (Kafka
 /// closes the connection when an `acks=0` produce fails).
@@ -10,6 +13,18 @@ public struct ConnectionClosingError: Error, CustomStringConvertible {
     public var reason: String
     public var description: String { reason }
 }
+
+/// TEST-ONLY FAULT HOOK for the fault-injection suite (`faults/`, issue #9): with
+/// `FJORD_INJECT_BUG=ack-before-replication` in the environment, acks=all produces are answered
+/// right after the leader's local append instead of waiting for the high watermark — a
+/// deliberate durability bug that `faults/run --expect-violation` must catch as lost acked
+/// writes. Read once (on the first produce, with a loud warning); never set it otherwise.
+let injectAckBeforeReplication: Bool = {
+    guard let v = getenv("FJORD_INJECT_BUG"), String(cString: v) == "ack-before-replication" else { return false }
+    let warning = "WARNING: FJORD_INJECT_BUG=ack-before-replication is set: acks=all produces are acknowledged BEFORE replication; acknowledged writes WILL be lost. Test-only fault hook, never use it outside faults/.\n"
+    _ = warning.withCString { write(2, $0, strlen($0)) }
+    return true
+}()
 
 extension ReplicaManager {
     /// Produce: appends each partition's batches on its leader; acks=0/1 answer after the
@@ -122,7 +137,7 @@ extension ReplicaManager {
             if !failed.isEmpty { return loop.makeFailedFuture(ConnectionClosingError(reason: "acks=0 produce failed for \(failed.joined(separator: ", "))")) }
             return loop.makeSucceededFuture(nil)
         }
-        if waits.isEmpty { return loop.makeSucceededFuture(resp) }
+        if waits.isEmpty || injectAckBeforeReplication { return loop.makeSucceededFuture(resp) }
         // acks=all: a delayed produce, completed by high-watermark changes or the timeout.
         let promise = loop.makePromise(of: ProduceResponse?.self)
         let op = DelayedProduce(resp: resp, waits: waits, promise: promise, minIsr: { self.minInsyncReplicas($0) })

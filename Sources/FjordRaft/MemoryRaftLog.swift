@@ -19,12 +19,67 @@ public final class MemoryRaftLog: RaftLog {
     private var durableCount = 0
     /// Appends to refuse (simulated full disk / I/O error), for fault tests.
     public var failAppends = false
+    /// Complete snapshots (durable: written and synced before they are registered).
+    public private(set) var snapshots: [SnapshotId: ByteBuffer] = [:]
+    /// A snapshot being fetched (lost on a crash).
+    private var partial: (id: SnapshotId, bytes: ByteBuffer)?
 
     public init() {}
 
     public var endOffset: Int64 { entries.last.map { $0.lastOffset + 1 } ?? startOffset }
     public var flushedEndOffset: Int64 { durableCount == 0 ? startOffset : entries[durableCount - 1].lastOffset + 1 }
-    public var lastFetchedEpoch: Int32 { entries.last?.epoch ?? -1 }
+    public var lastFetchedEpoch: Int32 {
+        if let e = entries.last?.epoch { return e }
+        if startOffset > 0, let s = earliestSnapshotId, s.endOffset == startOffset { return s.epoch }
+        return -1
+    }
+
+    public var latestSnapshotId: SnapshotId? { snapshots.keys.max() }
+    public var earliestSnapshotId: SnapshotId? { snapshots.keys.min() }
+
+    public func readSnapshot(_ id: SnapshotId, position: Int64, maxBytes: Int) throws -> (bytes: ByteBuffer, size: Int64)? {
+        guard let b = snapshots[id] else { return nil }
+        let size = Int64(b.readableBytes)
+        guard position >= 0, position <= size else { throw RecordBatchError.invalidRecord(reason: "position \(position) outside snapshot of \(size) bytes") }
+        let n = Int(min(Int64(maxBytes), size - position))
+        return (b.getSlice(at: b.readerIndex + Int(position), length: n) ?? ByteBuffer(), size)
+    }
+
+    public func writeFetchedSnapshot(_ id: SnapshotId, position: Int64, bytes: ByteBuffer) throws {
+        if failAppends { throw RecordBatchError.invalidRecord(reason: "simulated disk failure") }
+        if position == 0 || partial?.id != id { partial = (id, ByteBuffer()) }
+        guard var p = partial, Int64(p.bytes.readableBytes) == position else {
+            throw RecordBatchError.invalidRecord(reason: "snapshot chunk at \(position) does not follow the \(partial?.bytes.readableBytes ?? 0) bytes written")
+        }
+        var b = bytes
+        p.bytes.writeBuffer(&b)
+        partial = p
+    }
+
+    public func installFetchedSnapshot(_ id: SnapshotId) throws {
+        guard let p = partial, p.id == id else { throw RecordBatchError.invalidRecord(reason: "no fetched snapshot \(id)") }
+        partial = nil
+        snapshots[id] = p.bytes
+        entries = []
+        durableCount = 0
+        startOffset = id.endOffset
+        for old in snapshots.keys where old < id { snapshots[old] = nil }
+    }
+
+    /// The state machine's own snapshot at `id` (committed state only), written durably.
+    public func createSnapshot(_ id: SnapshotId, bytes: ByteBuffer) {
+        snapshots[id] = bytes
+    }
+
+    /// Deletes the log before the latest snapshot and every older snapshot (what a
+    /// retention pass does once the log has grown past its limits).
+    public func deleteBeforeLatestSnapshot() {
+        guard let latest = latestSnapshotId, latest.endOffset > startOffset, latest.endOffset <= flushedEndOffset else { return }
+        entries.removeAll { $0.lastOffset < latest.endOffset }
+        durableCount = entries.count
+        startOffset = latest.endOffset
+        for old in snapshots.keys where old < latest { snapshots[old] = nil }
+    }
 
     public func endOffset(forEpoch epoch: Int32) -> (epoch: Int32, endOffset: Int64) {
         guard let i = entries.lastIndex(where: { $0.epoch <= epoch }) else { return (-1, -1) }
@@ -99,6 +154,7 @@ public final class MemoryRaftLog: RaftLog {
         let keep = min(entries.count, durableCount + keepUnflushed)
         entries.removeSubrange(keep...)
         durableCount = entries.count
+        partial = nil
     }
 
     /// (offset, epoch) of every record offset's batch, for invariant checks.

@@ -51,10 +51,14 @@ public struct RaftReady: Sendable {
     public var newHighWatermark: Int64?
     /// The known leader changed (epoch, leader id or -1).
     public var leaderChanged: (epoch: Int32, leaderId: Int32)?
+    /// A snapshot fetched from the leader replaced the log: the state machine must reload
+    /// from it before reading the log at its end offset.
+    public var snapshotInstalled: SnapshotId?
 
     public var needsPersist: Bool { persistState != nil || flushLog }
     public var isEmpty: Bool {
         persistState == nil && !flushLog && sendAfterPersist.isEmpty && newHighWatermark == nil && leaderChanged == nil
+            && snapshotInstalled == nil
     }
 }
 
@@ -104,6 +108,10 @@ public final class RaftNode {
     private var fetchDeadline: Int64 = 0
     private var lastLeaderContactMs: Int64 = -1
     private var inflightFetch: (offset: Int64, to: Int32, sentMs: Int64)?
+    /// A snapshot being copied from the leader (the leader's log starts after our end), and
+    /// the position of the next chunk.
+    private var snapshotFetch: (id: SnapshotId, position: Int64)?
+    private var inflightSnapshotFetch: (id: SnapshotId, position: Int64, to: Int32, sentMs: Int64)?
     private var nextFetchMs: Int64 = 0
     private var rng: SplitMix64
     private var ready = RaftReady()
@@ -182,6 +190,8 @@ public final class RaftNode {
             _ = maybeTransition(epoch: r.leaderEpoch, leader: r.leaderId, nowMs)
         case let .fetch(r): handleFetchRequest(r, from: env.from, nowMs)
         case let .fetchResponse(r): handleFetchResponse(r, from: env.from, nowMs)
+        case let .fetchSnapshot(r): handleFetchSnapshotRequest(r, from: env.from, nowMs)
+        case let .fetchSnapshotResponse(r): handleFetchSnapshotResponse(r, from: env.from, nowMs)
         }
         return takeReady()
     }
@@ -198,6 +208,12 @@ public final class RaftNode {
                 nextFetchMs = nowMs + config.retryBackoffMs
                 leaderUnreachable(env.to, nowMs)
             }
+        case .fetchSnapshot:
+            if inflightSnapshotFetch?.to == env.to {
+                inflightSnapshotFetch = nil
+                nextFetchMs = nowMs + config.retryBackoffMs
+                leaderUnreachable(env.to, nowMs)
+            }
         case .beginQuorumEpoch:
             if role == .leader { lastBeginSentMs[env.to] = nowMs - config.requestTimeoutMs + config.retryBackoffMs }
         default:
@@ -211,6 +227,11 @@ public final class RaftNode {
     public func peerDisconnected(_ peer: Int32, nowMs: Int64) -> RaftReady {
         if let f = inflightFetch, f.to == peer {
             inflightFetch = nil
+            nextFetchMs = nowMs + config.retryBackoffMs
+            leaderUnreachable(peer, nowMs)
+        }
+        if let f = inflightSnapshotFetch, f.to == peer {
+            inflightSnapshotFetch = nil
             nextFetchMs = nowMs + config.retryBackoffMs
             leaderUnreachable(peer, nowMs)
         }
@@ -303,6 +324,8 @@ public final class RaftNode {
         role = .unattached
         electionDeadline = nowMs + randomElectionTimeout()
         inflightFetch = nil
+        snapshotFetch = nil
+        inflightSnapshotFetch = nil
     }
 
     private func becomeFollower(_ e: Int32, _ l: Int32, _ nowMs: Int64) {
@@ -313,6 +336,8 @@ public final class RaftNode {
         fetchDeadline = nowMs + config.fetchTimeoutMs
         lastLeaderContactMs = -1
         inflightFetch = nil
+        snapshotFetch = nil
+        inflightSnapshotFetch = nil
         nextFetchMs = nowMs
         maybeSendFetch(to: l, nowMs)
     }
@@ -324,6 +349,8 @@ public final class RaftNode {
         rejections = []
         voteRetryAt = [:]
         inflightFetch = nil
+        snapshotFetch = nil
+        inflightSnapshotFetch = nil
         electionDeadline = nowMs + randomElectionTimeout()
         if grants.count >= config.majority {
             becomeCandidate(nowMs)
@@ -503,9 +530,17 @@ public final class RaftNode {
         }
         if r.currentLeaderEpoch < epoch { return send(to: from, .fetchResponse(fetchResponse(r, error: 74))) }
         if r.currentLeaderEpoch > epoch { return send(to: from, .fetchResponse(fetchResponse(r, error: 75))) }
+        if let snap = snapshotToFetch(r) {
+            // The fetcher needs records we no longer hold: it copies our snapshot first.
+            var resp = fetchResponse(r)
+            resp.snapshotId = snap
+            noteFetch(from: from, endOffset: nil, nowMs)
+            send(to: from, .fetchResponse(resp))
+            return
+        }
         // Divergence: the fetcher's last epoch must end, in our log, at or after its offset.
         if r.fetchOffset > 0 || r.lastFetchedEpoch >= 0 {
-            let (e, end) = log.endOffset(forEpoch: r.lastFetchedEpoch)
+            let (e, end) = endOffset(forEpoch: r.lastFetchedEpoch)
             if e != r.lastFetchedEpoch || end < r.fetchOffset {
                 var resp = fetchResponse(r)
                 resp.divergingEpoch = e
@@ -514,11 +549,7 @@ public final class RaftNode {
                 return
             }
         }
-        var progress = (config.voters.contains(from) ? replicas[from] : observers[from]) ?? ReplicaProgress()
-        progress.endOffset = r.fetchOffset
-        progress.lastFetchMs = nowMs
-        if r.fetchOffset >= log.endOffset { progress.lastCaughtUpMs = nowMs }
-        if config.voters.contains(from) { replicas[from] = progress } else { observers[from] = progress }
+        noteFetch(from: from, endOffset: r.fetchOffset, nowMs)
         updateHighWatermark(nowMs)
         if r.fetchOffset >= log.endOffset && r.maxWaitMs > 0 {
             parkedFetches[from] = (r, nowMs + Int64(r.maxWaitMs))
@@ -526,6 +557,68 @@ public final class RaftNode {
         }
         parkedFetches[from] = nil
         answerFetch(r, to: from)
+    }
+
+    /// Records a replica's fetch (`endOffset` nil: it fetches a snapshot, its log end is
+    /// unchanged) for the high watermark, check-quorum and DescribeQuorum.
+    private func noteFetch(from: Int32, endOffset: Int64?, _ nowMs: Int64) {
+        var progress = (config.voters.contains(from) ? replicas[from] : observers[from]) ?? ReplicaProgress()
+        if let e = endOffset {
+            progress.endOffset = e
+            if e >= log.endOffset { progress.lastCaughtUpMs = nowMs }
+        }
+        progress.lastFetchMs = nowMs
+        if config.voters.contains(from) { replicas[from] = progress } else { observers[from] = progress }
+    }
+
+    /// The epoch of the record just before the log start (0 when nothing was deleted).
+    private var logStartEpoch: Int32 {
+        guard log.startOffset > 0 else { return -1 }
+        if let s = log.earliestSnapshotId, s.endOffset == log.startOffset { return s.epoch }
+        return log.latestSnapshotId?.epoch ?? -1
+    }
+
+    /// KIP-630's check: a fetcher whose position lies before our log start, or whose last
+    /// epoch is older than anything our log can vouch for, must load our latest snapshot.
+    private func snapshotToFetch(_ r: FetchRequestData) -> SnapshotId? {
+        guard log.startOffset > 0, let latest = log.latestSnapshotId else { return nil }
+        if r.fetchOffset < log.startOffset { return latest }
+        let startEpoch = logStartEpoch
+        if r.fetchOffset == log.startOffset && r.lastFetchedEpoch != startEpoch { return latest }
+        if r.lastFetchedEpoch < startEpoch { return latest }
+        return nil
+    }
+
+    /// `RaftLog.endOffset(forEpoch:)` that also knows the epoch at the log start (after the
+    /// prefix was deleted, the log may hold no record of it).
+    private func endOffset(forEpoch e: Int32) -> (epoch: Int32, endOffset: Int64) {
+        let r = log.endOffset(forEpoch: e)
+        let startEpoch = logStartEpoch
+        if log.startOffset > 0, e >= startEpoch, r.epoch < startEpoch {
+            return (startEpoch, log.startOffset)
+        }
+        return r
+    }
+
+    func handleFetchSnapshotRequest(_ r: FetchSnapshotRequestData, from: Int32, _ nowMs: Int64) {
+        func fail(_ code: Int16) {
+            send(to: from, .fetchSnapshotResponse(FetchSnapshotResponseData(errorCode: code, leaderId: leaderId, leaderEpoch: epoch,
+                                                                            snapshotId: r.snapshotId)))
+        }
+        guard role == .leader else { return fail(r.currentLeaderEpoch > epoch ? 75 : (r.currentLeaderEpoch < epoch ? 74 : 6)) }
+        if r.currentLeaderEpoch < epoch { return fail(74) }
+        if r.currentLeaderEpoch > epoch { return fail(75) }
+        noteFetch(from: from, endOffset: nil, nowMs)
+        let chunk: (bytes: ByteBuffer, size: Int64)?
+        do {
+            chunk = try log.readSnapshot(r.snapshotId, position: r.position, maxBytes: Int(max(1, r.maxBytes)))
+        } catch {
+            return fail(99)  // POSITION_OUT_OF_RANGE
+        }
+        guard let chunk else { return fail(98) }  // SNAPSHOT_NOT_FOUND
+        if r.position < 0 || r.position > chunk.size { return fail(99) }
+        send(to: from, .fetchSnapshotResponse(FetchSnapshotResponseData(leaderId: leaderId, leaderEpoch: epoch, snapshotId: r.snapshotId,
+                                                                        size: chunk.size, position: r.position, bytes: chunk.bytes)))
     }
 
     private func answerFetch(_ r: FetchRequestData, to: Int32) {
@@ -586,7 +679,64 @@ public final class RaftNode {
 
     private func maybeSendFetch(to leader: Int32, _ nowMs: Int64) {
         if let f = inflightFetch, nowMs - f.sentMs < config.requestTimeoutMs { return }
+        if let f = inflightSnapshotFetch, nowMs - f.sentMs < config.requestTimeoutMs { return }
         guard nowMs >= nextFetchMs else { return }
+        if let s = snapshotFetch {
+            sendFetchSnapshot(to: leader, s.id, position: s.position, nowMs)
+        } else {
+            sendFetch(to: leader, nowMs)
+        }
+    }
+
+    private func sendFetchSnapshot(to target: Int32, _ id: SnapshotId, position: Int64, _ nowMs: Int64) {
+        inflightFetch = nil
+        inflightSnapshotFetch = (id, position, target, nowMs)
+        send(to: target, .fetchSnapshot(FetchSnapshotRequestData(currentLeaderEpoch: epoch, snapshotId: id, position: position,
+                                                                 replicaId: config.nodeId, maxBytes: config.fetchMaxBytes)))
+    }
+
+    func handleFetchSnapshotResponse(_ r: FetchSnapshotResponseData, from: Int32, _ nowMs: Int64) {
+        if r.errorCode != 0 {
+            if inflightSnapshotFetch?.to == from { inflightSnapshotFetch = nil }
+            if r.errorCode == 98 || r.errorCode == 99 {
+                // The leader no longer has it (a newer snapshot replaced it): ask again.
+                snapshotFetch = nil
+            }
+            if !maybeTransition(epoch: r.leaderEpoch, leader: r.leaderId, nowMs) {
+                nextFetchMs = nowMs + config.retryBackoffMs
+            }
+            return
+        }
+        if maybeTransition(epoch: r.leaderEpoch, leader: r.leaderId, nowMs) { return }
+        guard case let .follower(leader) = role, leader == from, r.leaderEpoch == epoch else { return }
+        guard let f = inflightSnapshotFetch, f.to == from, f.id == r.snapshotId, f.position == r.position,
+              let s = snapshotFetch, s.id == r.snapshotId, s.position == r.position else { return }
+        inflightSnapshotFetch = nil
+        lastLeaderContactMs = nowMs
+        fetchDeadline = nowMs + config.fetchTimeoutMs
+        do {
+            let next = r.position + Int64(r.bytes.readableBytes)
+            try log.writeFetchedSnapshot(r.snapshotId, position: r.position, bytes: r.bytes)
+            if next < r.size {
+                guard r.bytes.readableBytes > 0 else { throw SnapshotFetchError.noProgress }
+                snapshotFetch = (r.snapshotId, next)
+                sendFetchSnapshot(to: leader, r.snapshotId, position: next, nowMs)
+                return
+            }
+            try log.installFetchedSnapshot(r.snapshotId)
+        } catch {
+            // Start the copy again after a backoff (the leader may have a newer one by then).
+            snapshotFetch = nil
+            nextFetchMs = nowMs + config.retryBackoffMs
+            return
+        }
+        snapshotFetch = nil
+        ready.snapshotInstalled = r.snapshotId
+        // A snapshot holds committed state only.
+        if r.snapshotId.endOffset > highWatermark {
+            highWatermark = r.snapshotId.endOffset
+            ready.newHighWatermark = highWatermark
+        }
         sendFetch(to: leader, nowMs)
     }
 
@@ -623,9 +773,15 @@ public final class RaftNode {
         inflightFetch = nil
         lastLeaderContactMs = nowMs
         fetchDeadline = nowMs + config.fetchTimeoutMs
+        if let snap = r.snapshotId {
+            // Our log ends before the leader's starts: copy its snapshot from the beginning.
+            snapshotFetch = (snap, 0)
+            sendFetchSnapshot(to: leader, snap, position: 0, nowMs)
+            return
+        }
         do {
             if r.divergingEpoch >= 0 || r.divergingEndOffset >= 0 {
-                let local = log.endOffset(forEpoch: r.divergingEpoch)
+                let local = endOffset(forEpoch: r.divergingEpoch)
                 var to = min(r.divergingEndOffset, local.epoch < 0 ? log.startOffset : local.endOffset)
                 to = max(to, log.startOffset)
                 if to < log.endOffset {
@@ -664,6 +820,10 @@ public final class RaftNode {
         }
         return (v, observers)
     }
+}
+
+enum SnapshotFetchError: Error {
+    case noProgress
 }
 
 /// A small seedable generator (SplitMix64): the only randomness the core uses.

@@ -12,11 +12,13 @@ public enum RaftMessage: Sendable, Equatable {
     case endQuorumEpochResponse(EpochResponseData)
     case fetch(FetchRequestData)
     case fetchResponse(FetchResponseData)
+    case fetchSnapshot(FetchSnapshotRequestData)
+    case fetchSnapshotResponse(FetchSnapshotResponseData)
 
     /// Whether this is a response (the shell pairs responses with requests by correlation id).
     public var isResponse: Bool {
         switch self {
-        case .voteResponse, .beginQuorumEpochResponse, .endQuorumEpochResponse, .fetchResponse: return true
+        case .voteResponse, .beginQuorumEpochResponse, .endQuorumEpochResponse, .fetchResponse, .fetchSnapshotResponse: return true
         default: return false
         }
     }
@@ -140,6 +142,8 @@ public struct FetchResponseData: Sendable, Equatable {
     /// Set when the fetcher's log diverges: truncate to the end of this epoch and retry.
     public var divergingEpoch: Int32 = -1
     public var divergingEndOffset: Int64 = -1
+    /// Set when the fetch offset lies before the leader's log start: fetch this snapshot.
+    public var snapshotId: SnapshotId? = nil
     /// Record batches from `fetchOffset` (empty if none).
     public var records: ByteBuffer = ByteBuffer()
     /// Not on the wire: the request's fetch offset, restored by the shell from its
@@ -156,5 +160,46 @@ public struct FetchResponseData: Sendable, Equatable {
         self.divergingEndOffset = divergingEndOffset
         self.records = records
         self.fetchOffset = fetchOffset
+    }
+}
+
+/// FetchSnapshot: a replica whose fetch offset lies before the leader's log start copies
+/// the leader's snapshot in chunks.
+public struct FetchSnapshotRequestData: Sendable, Equatable {
+    public var currentLeaderEpoch: Int32
+    public var snapshotId: SnapshotId
+    public var position: Int64
+    public var replicaId: Int32
+    public var maxBytes: Int32
+
+    public init(currentLeaderEpoch: Int32, snapshotId: SnapshotId, position: Int64, replicaId: Int32, maxBytes: Int32) {
+        self.currentLeaderEpoch = currentLeaderEpoch
+        self.snapshotId = snapshotId
+        self.position = position
+        self.replicaId = replicaId
+        self.maxBytes = maxBytes
+    }
+}
+
+public struct FetchSnapshotResponseData: Sendable, Equatable {
+    public var errorCode: Int16 = 0
+    public var leaderId: Int32
+    public var leaderEpoch: Int32
+    public var snapshotId: SnapshotId
+    /// The snapshot's total size in bytes.
+    public var size: Int64
+    /// Where `bytes` start in the snapshot.
+    public var position: Int64
+    public var bytes: ByteBuffer
+
+    public init(errorCode: Int16 = 0, leaderId: Int32, leaderEpoch: Int32, snapshotId: SnapshotId, size: Int64 = 0, position: Int64 = 0,
+                bytes: ByteBuffer = ByteBuffer()) {
+        self.errorCode = errorCode
+        self.leaderId = leaderId
+        self.leaderEpoch = leaderEpoch
+        self.snapshotId = snapshotId
+        self.size = size
+        self.position = position
+        self.bytes = bytes
     }
 }

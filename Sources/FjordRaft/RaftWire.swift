@@ -15,6 +15,7 @@ public enum RaftWire {
     public static let beginQuorumEpochVersion: Int16 = 1
     public static let endQuorumEpochVersion: Int16 = 1
     public static let fetchVersion: Int16 = 17
+    public static let fetchSnapshotVersion: Int16 = 0
 
     public struct MalformedRaftMessage: Error, CustomStringConvertible {
         public var description: String
@@ -83,6 +84,22 @@ public enum RaftWire {
             r.maxBytes = f.maxBytes
             r.topics = [t]
             return (r, fetchVersion)
+        case let .fetchSnapshot(f):
+            var p = FetchSnapshotRequest.PartitionSnapshot()
+            p.partition = 0
+            p.currentLeaderEpoch = f.currentLeaderEpoch
+            p.snapshotId.endOffset = f.snapshotId.endOffset
+            p.snapshotId.epoch = f.snapshotId.epoch
+            p.position = f.position
+            var t = FetchSnapshotRequest.TopicSnapshot()
+            t.name = topicName
+            t.partitions = [p]
+            var r = FetchSnapshotRequest()
+            r.clusterId = clusterId
+            r.replicaId = f.replicaId
+            r.maxBytes = f.maxBytes
+            r.topics = [t]
+            return (r, fetchSnapshotVersion)
         default:
             throw MalformedRaftMessage(description: "not a request: \(message)")
         }
@@ -109,6 +126,11 @@ public enum RaftWire {
             return .fetch(FetchRequestData(currentLeaderEpoch: p.currentLeaderEpoch, fetchOffset: p.fetchOffset,
                                            lastFetchedEpoch: p.lastFetchedEpoch, replicaId: replica,
                                            maxWaitMs: f.maxWaitMs, maxBytes: min(f.maxBytes, p.partitionMaxBytes)))
+        case let f as FetchSnapshotRequest:
+            guard let p = f.topics.first?.partitions.first else { throw MalformedRaftMessage(description: "FetchSnapshot without a partition") }
+            return .fetchSnapshot(FetchSnapshotRequestData(currentLeaderEpoch: p.currentLeaderEpoch,
+                                                           snapshotId: SnapshotId(endOffset: p.snapshotId.endOffset, epoch: p.snapshotId.epoch),
+                                                           position: p.position, replicaId: f.replicaId, maxBytes: f.maxBytes))
         default:
             throw MalformedRaftMessage(description: "not a KRaft request: \(type(of: r).messageName)")
         }
@@ -164,11 +186,32 @@ public enum RaftWire {
             p.currentLeader.leaderId = f.leaderId
             p.currentLeader.leaderEpoch = f.leaderEpoch
             p.records = f.records
+            if let snap = f.snapshotId {
+                p.snapshotId.endOffset = snap.endOffset
+                p.snapshotId.epoch = snap.epoch
+            }
             var t = FetchResponse.FetchableTopicResponse()
             t.topicId = topicId
             t.partitions = [p]
             var r = FetchResponse()
             r.responses = [t]
+            return r
+        case let .fetchSnapshotResponse(f):
+            var p = FetchSnapshotResponse.PartitionSnapshot()
+            p.index = 0
+            p.errorCode = f.errorCode
+            p.snapshotId.endOffset = f.snapshotId.endOffset
+            p.snapshotId.epoch = f.snapshotId.epoch
+            p.currentLeader.leaderId = f.leaderId
+            p.currentLeader.leaderEpoch = f.leaderEpoch
+            p.size = f.size
+            p.position = f.position
+            p.unalignedRecords = f.bytes
+            var t = FetchSnapshotResponse.TopicSnapshot()
+            t.name = topicName
+            t.partitions = [p]
+            var r = FetchSnapshotResponse()
+            r.topics = [t]
             return r
         default:
             throw MalformedRaftMessage(description: "not a response: \(message)")
@@ -203,9 +246,28 @@ public enum RaftWire {
                                                     leaderId: p.currentLeader.leaderId, leaderEpoch: p.currentLeader.leaderEpoch,
                                                     highWatermark: p.highWatermark, logStartOffset: p.logStartOffset,
                                                     divergingEpoch: p.divergingEpoch.epoch, divergingEndOffset: p.divergingEpoch.endOffset,
-                                                    records: p.records ?? ByteBuffer(), fetchOffset: req.fetchOffset))
+                                                    records: p.records ?? ByteBuffer(), fetchOffset: req.fetchOffset)
+                .withSnapshot(p.snapshotId.endOffset >= 0 && p.snapshotId.epoch >= 0
+                    ? SnapshotId(endOffset: p.snapshotId.endOffset, epoch: p.snapshotId.epoch) : nil))
+        case let (f as FetchSnapshotResponse, .fetchSnapshot(req)):
+            guard let p = f.topics.first?.partitions.first else {
+                return .fetchSnapshotResponse(FetchSnapshotResponseData(errorCode: f.errorCode != 0 ? f.errorCode : 42, leaderId: -1, leaderEpoch: -1,
+                                                                        snapshotId: req.snapshotId, position: req.position))
+            }
+            return .fetchSnapshotResponse(FetchSnapshotResponseData(errorCode: f.errorCode != 0 ? f.errorCode : p.errorCode,
+                                                                    leaderId: p.currentLeader.leaderId, leaderEpoch: p.currentLeader.leaderEpoch,
+                                                                    snapshotId: SnapshotId(endOffset: p.snapshotId.endOffset, epoch: p.snapshotId.epoch),
+                                                                    size: p.size, position: p.position, bytes: p.unalignedRecords))
         default:
             throw MalformedRaftMessage(description: "\(type(of: r).messageName) does not answer \(request)")
         }
+    }
+}
+
+extension FetchResponseData {
+    func withSnapshot(_ id: SnapshotId?) -> FetchResponseData {
+        var r = self
+        r.snapshotId = id
+        return r
     }
 }

@@ -37,6 +37,9 @@ public final class RaftRuntime: @unchecked Sendable {
     public var onCommit: (@Sendable (Int64) -> Void)?
     /// Called on the loop when the node learns of a new leader or epoch.
     public var onLeaderChange: (@Sendable (_ epoch: Int32, _ leaderId: Int32) -> Void)?
+    /// Called on the loop when a snapshot fetched from the leader replaced the log, before
+    /// the high watermark that covers it is reported: the state machine reloads from it.
+    public var onSnapshotInstalled: (@Sendable (SnapshotId) -> Void)?
     /// Requests received from the network that the core has not answered yet, per sender
     /// and kind, oldest first. The core answers Vote and Begin/EndQuorumEpoch at once and
     /// keeps at most one Fetch per replica parked.
@@ -53,6 +56,7 @@ public final class RaftRuntime: @unchecked Sendable {
         case .beginQuorumEpoch, .beginQuorumEpochResponse: return 1
         case .endQuorumEpoch, .endQuorumEpochResponse: return 2
         case .fetch, .fetchResponse: return 3
+        case .fetchSnapshot, .fetchSnapshotResponse: return 4
         }
     }
 
@@ -67,9 +71,14 @@ public final class RaftRuntime: @unchecked Sendable {
         self.logger = logger
         let dir = dataDir + "/__cluster_metadata-0"
         try FileSystem.createDirectory(dir)
-        let partition = try PartitionLog(dir: dir, topicPartition: TopicPartition("__cluster_metadata", 0), config: logConfig,
+        // The metadata log is trimmed only behind snapshots (applyRetention), never by the
+        // topic retention settings.
+        var metadataLogConfig = logConfig
+        metadataLogConfig.retentionMs = -1
+        metadataLogConfig.retentionBytes = -1
+        let partition = try PartitionLog(dir: dir, topicPartition: TopicPartition("__cluster_metadata", 0), config: metadataLogConfig,
                                          nowMs: clock(), logger: logger)
-        self.log = StorageRaftLog(partition: partition, clock: clock)
+        self.log = try StorageRaftLog(partition: partition, clock: clock)
         self.stateFile = QuorumStateFile(dir: dir)
         let state = try stateFile.read() ?? .initial
         self.node = RaftNode(config: config, log: log, state: state, seed: seed, nowMs: clock())
@@ -197,6 +206,20 @@ public final class RaftRuntime: @unchecked Sendable {
         return try log.read(from: offset, maxBytes: maxBytes)
     }
 
+    /// Registers snapshot `id` (already written durably by `SnapshotFile.write`) and applies
+    /// KRaft's retention to the log behind it. On the loop.
+    public func snapshotWritten(_ id: SnapshotId, retentionBytes: Int64, retentionMs: Int64) {
+        loop.preconditionInEventLoop()
+        log.snapshotCreated(id)
+        do {
+            if let start = try log.applyRetention(maxBytes: retentionBytes, maxAgeMs: retentionMs, committed: node.highWatermark, nowMs: clock()) {
+                logger.info("deleted the metadata log before the latest snapshot", metadata: ["snapshot": "\(id)", "logStartOffset": "\(start)"])
+            }
+        } catch {
+            logger.error("cannot delete the metadata log before a snapshot", metadata: ["snapshot": "\(id)", "error": "\(error)"])
+        }
+    }
+
     public var highWatermarkOnLoop: Int64 {
         loop.preconditionInEventLoop()
         return node.highWatermark
@@ -225,6 +248,10 @@ public final class RaftRuntime: @unchecked Sendable {
             while true {
                 if let s = r.persistState { try stateFile.write(s) }
                 if r.flushLog { try log.flush() }
+                if let id = r.snapshotInstalled {
+                    logger.info("installed a metadata snapshot from the leader", metadata: ["node": "\(nodeId)", "snapshot": "\(id)"])
+                    onSnapshotInstalled?(id)
+                }
                 if let hw = r.newHighWatermark { committed(hw) }
                 if let lc = r.leaderChanged {
                     logger.info("leader changed", metadata: ["node": "\(nodeId)", "epoch": "\(lc.epoch)", "leader": "\(lc.leaderId)"])
@@ -262,6 +289,7 @@ public final class RaftRuntime: @unchecked Sendable {
     }
 
     private func committed(_ hw: Int64) {
+        log.partition.highWatermark = hw
         var keep: [(Int64, EventLoopPromise<Int64>)] = []
         for w in waiting {
             if w.offset < hw { w.promise.succeed(w.offset) } else { keep.append(w) }

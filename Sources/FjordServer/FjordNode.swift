@@ -89,7 +89,13 @@ public final class FjordNode: @unchecked Sendable {
         raftGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         raft = try RaftRuntime(config: config.raft, dataDir: config.metadataLogDir, loop: raftGroup.next(), transport: transport,
                                seed: seed, logger: logger)
-        publisher = MetadataPublisher(raft: raft, logger: logger)
+        var policy = SnapshotPolicy()
+        if let v = config.properties["metadata.log.max.record.bytes.between.snapshots"].flatMap(Int64.init) { policy.maxBytesBetweenSnapshots = v }
+        if let v = config.properties["metadata.log.max.snapshot.interval.ms"].flatMap(Int64.init) { policy.maxIntervalMs = v }
+        if let v = config.properties["metadata.max.retention.bytes"].flatMap(Int64.init) { policy.retentionBytes = v }
+        if let v = config.properties["metadata.max.retention.ms"].flatMap(Int64.init) { policy.retentionMs = v }
+        publisher = MetadataPublisher(raft: raft, policy: policy, snapshotLoop: metadataGroup.next(), logger: logger)
+        try publisher.loadLatestSnapshot()
         controllerChannel = ControllerChannel(raft: raft, group: group, voters: config.voters, nodeId: config.nodeId, logger: logger)
         if config.isController {
             var cc = ControllerConfig(nodeId: config.nodeId, clusterId: clusterId)
@@ -119,6 +125,7 @@ public final class FjordNode: @unchecked Sendable {
             publisher.catchUp(to: hw)
             controller?.maybeActivate()
         }
+        raft.onSnapshotInstalled = { id in publisher.snapshotInstalled(id) }
         raft.onLeaderChange = { [leader, weak self] epoch, id in
             leader.withLockedValue { $0 = id }
             controller?.maybeActivate()

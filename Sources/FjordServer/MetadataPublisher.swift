@@ -1,25 +1,59 @@
 import FjordMetadata
+import FjordRaft
 import FjordRaftRuntime
 import FjordRecords
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 
+/// When a node writes a metadata snapshot and how long it keeps the log behind one, with
+/// Kafka's keys and defaults.
+public struct SnapshotPolicy: Sendable {
+    /// `metadata.log.max.record.bytes.between.snapshots` (20 MiB).
+    public var maxBytesBetweenSnapshots: Int64 = 20 * 1024 * 1024
+    /// `metadata.log.max.snapshot.interval.ms` (1 hour; 0 disables the time trigger).
+    public var maxIntervalMs: Int64 = 3_600_000
+    /// `metadata.max.retention.bytes` (100 MiB).
+    public var retentionBytes: Int64 = 100 * 1024 * 1024
+    /// `metadata.max.retention.ms` (7 days).
+    public var retentionMs: Int64 = 7 * 24 * 3_600_000
+
+    public init() {}
+}
+
 /// Follows the committed metadata log: reads each newly committed batch, replays its
 /// records into the `MetadataImage` (the same replay the controller uses), and publishes
 /// the new image to the node's components. Runs on the Raft runtime's loop.
+///
+/// It also owns the node's metadata snapshots (KIP-630): it starts from the newest one,
+/// reloads when the Raft core installs one fetched from the leader, and writes one of its
+/// own image every `maxBytesBetweenSnapshots` of applied records (or `maxIntervalMs`), off
+/// the Raft loop; the runtime then trims the log behind it per the retention settings.
 public final class MetadataPublisher: @unchecked Sendable {
     let raft: RaftRuntime
     let logger: Logger
+    let policy: SnapshotPolicy
+    /// Where snapshots are encoded and written (never the Raft loop).
+    let snapshotLoop: EventLoop
     private let lock = NIOLock()
     private var _image = MetadataImage()
     /// The next offset to read (every record below it is in the image).
     private var _nextOffset: Int64 = 0
     private var listeners: [@Sendable (MetadataImage) -> Void] = []
+    // Snapshot bookkeeping (Raft loop only).
+    private var lastEpoch: Int32 = -1
+    private var lastTimestamp: Int64 = 0
+    private var bytesSinceSnapshot: Int64 = 0
+    private var lastSnapshotMs: Int64
+    private var lastSnapshotEnd: Int64 = 0
+    private var snapshotInFlight = false
 
-    public init(raft: RaftRuntime, logger: Logger) {
+    public init(raft: RaftRuntime, policy: SnapshotPolicy = SnapshotPolicy(), snapshotLoop: EventLoop, logger: Logger) {
         self.raft = raft
         self.logger = logger
+        self.policy = policy
+        self.snapshotLoop = snapshotLoop
+        self.lastSnapshotMs = RaftRuntime.wallClockMs()
     }
 
     /// The latest committed image.
@@ -32,8 +66,53 @@ public final class MetadataPublisher: @unchecked Sendable {
         lock.withLock { listeners.append(body) }
     }
 
+    /// Starts from the newest snapshot, if the node has one (before the runtime starts).
+    /// A snapshot that cannot be read stops the node: its log before it may be gone.
+    public func loadLatestSnapshot() throws {
+        guard let id = raft.log.latestSnapshotId else { return }
+        let image = try Self.readSnapshot(raft.log, id)
+        lock.withLock {
+            _image = image
+            _nextOffset = id.endOffset
+        }
+        lastEpoch = id.epoch
+        lastSnapshotEnd = id.endOffset
+        logger.info("loaded the metadata snapshot", metadata: ["snapshot": "\(id)", "topics": "\(image.topics.count)", "brokers": "\(image.brokers.count)"])
+    }
+
+    static func readSnapshot(_ log: StorageRaftLog, _ id: SnapshotId) throws -> MetadataImage {
+        let values = try log.readSnapshotValues(id)
+        return MetadataImage(snapshotRecords: try values.map { try MetadataRecord.decode($0) }, endOffset: id.endOffset)
+    }
+
+    /// The Raft core replaced the log with snapshot `id` from the leader: the image is the
+    /// snapshot's. Called on the Raft loop.
+    func snapshotInstalled(_ id: SnapshotId) {
+        let image: MetadataImage
+        do {
+            image = try Self.readSnapshot(raft.log, id)
+        } catch {
+            logger.critical("cannot read the metadata snapshot fetched from the leader", metadata: ["snapshot": "\(id)", "error": "\(error)"])
+            return
+        }
+        let subs = lock.withLock { () -> [@Sendable (MetadataImage) -> Void] in
+            _image = image
+            _nextOffset = id.endOffset
+            return listeners
+        }
+        lastEpoch = id.epoch
+        lastSnapshotEnd = id.endOffset
+        bytesSinceSnapshot = 0
+        logger.info("loaded the metadata snapshot fetched from the leader", metadata: ["snapshot": "\(id)", "topics": "\(image.topics.count)"])
+        for s in subs { s(image) }
+    }
+
     /// Applies everything committed below `highWatermark`. Called on the Raft loop.
     func catchUp(to highWatermark: Int64) {
+        if lock.withLock({ _nextOffset }) < raft.log.startOffset, let id = raft.log.latestSnapshotId {
+            // The log we still need was trimmed behind a snapshot: start from the snapshot.
+            snapshotInstalled(id)
+        }
         var image = lock.withLock { _image }
         var next = lock.withLock { _nextOffset }
         let start = next
@@ -56,6 +135,9 @@ public final class MetadataPublisher: @unchecked Sendable {
                         }
                     }
                     next = batch.lastOffset + 1
+                    lastEpoch = batch.partitionLeaderEpoch
+                    lastTimestamp = batch.maxTimestamp
+                    bytesSinceSnapshot += Int64(batch.sizeInBytes)
                     progressed = true
                 }
                 if !progressed { break }
@@ -73,6 +155,48 @@ public final class MetadataPublisher: @unchecked Sendable {
         }
         if changed {
             for s in subs { s(image) }
+        }
+        maybeSnapshot(image, endOffset: next)
+    }
+
+    /// Writes a snapshot of `image` (which holds every record below `endOffset`) when enough
+    /// has been applied since the last one; one at a time.
+    private func maybeSnapshot(_ image: MetadataImage, endOffset: Int64) {
+        let now = RaftRuntime.wallClockMs()
+        guard !snapshotInFlight, endOffset > lastSnapshotEnd, lastEpoch >= 0 else { return }
+        let bySize = bytesSinceSnapshot >= policy.maxBytesBetweenSnapshots
+        let byTime = policy.maxIntervalMs > 0 && now - lastSnapshotMs >= policy.maxIntervalMs
+        guard bySize || byTime else { return }
+        let id = SnapshotId(endOffset: endOffset, epoch: lastEpoch)
+        snapshotInFlight = true
+        bytesSinceSnapshot = 0
+        lastSnapshotMs = now
+        let timestamp = lastTimestamp
+        let raft = self.raft
+        let policy = self.policy
+        let logger = self.logger
+        snapshotLoop.execute {
+            let started = RaftRuntime.wallClockMs()
+            var written = false
+            var size = 0
+            do {
+                let values = try image.snapshotRecords().map { try $0.encode() }
+                let bytes = try SnapshotFile.encode(values, id: id, lastContainedLogTimestamp: timestamp)
+                size = bytes.readableBytes
+                try SnapshotFile.write(bytes, id: id, dir: raft.log.dir)
+                written = true
+            } catch {
+                logger.error("cannot write a metadata snapshot", metadata: ["snapshot": "\(id)", "error": "\(error)"])
+            }
+            let (ok, bytes) = (written, size)
+            raft.loop.execute {
+                self.snapshotInFlight = false
+                guard ok else { return }
+                self.lastSnapshotEnd = id.endOffset
+                logger.info("wrote a metadata snapshot", metadata: ["snapshot": "\(id)", "bytes": "\(bytes)",
+                                                                    "ms": "\(RaftRuntime.wallClockMs() - started)"])
+                raft.snapshotWritten(id, retentionBytes: policy.retentionBytes, retentionMs: policy.retentionMs)
+            }
         }
     }
 }

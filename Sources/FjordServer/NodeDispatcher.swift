@@ -17,7 +17,7 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
     init(node: FjordNode) { self.node = node }
 
     static let raftApis: [ApiKey: ClosedRange<Int16>] = [
-        .vote: 0...2, .beginQuorumEpoch: 0...1, .endQuorumEpoch: 0...1, .fetch: 13...17,
+        .vote: 0...2, .beginQuorumEpoch: 0...1, .endQuorumEpoch: 0...1, .fetch: 13...17, .fetchSnapshot: 0...1,
     ]
     static let controllerApis: [ApiKey: ClosedRange<Int16>] = [
         .brokerRegistration: 0...4, .brokerHeartbeat: 0...1, .unregisterBroker: 0...0, .controllerRegistration: 0...0,
@@ -70,6 +70,7 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
         case let r as BeginQuorumEpochRequest: return raft(r, context)
         case let r as EndQuorumEpochRequest: return raft(r, context)
         case let r as FetchRequest where context.isControllerListener: return raft(r, context)
+        case let r as FetchSnapshotRequest where context.isControllerListener: return raft(r, context)
         case let r as DescribeQuorumRequest: return describeQuorum(r, context).map { $0 }
         case let r as DescribeClusterRequest: return loop.makeSucceededFuture(describeCluster(r, context))
         case let r as MetadataRequest: return metadata(r, context).map { $0 }
@@ -158,6 +159,7 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
         case let .beginQuorumEpoch(b): from = b.leaderId
         case let .endQuorumEpoch(e): from = e.leaderId
         case let .fetch(f): from = f.replicaId
+        case let .fetchSnapshot(f): from = f.replicaId
         default: return loop.makeFailedFuture(KafkaConnectionError.malformedResponse("not a KRaft request"))
         }
         let promise = loop.makePromise(of: RaftMessage.self)
@@ -171,6 +173,7 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
         case let b as BeginQuorumEpochRequest: return b.clusterId
         case let e as EndQuorumEpochRequest: return e.clusterId
         case let f as FetchRequest: return f.clusterId
+        case let f as FetchSnapshotRequest: return f.clusterId
         default: return nil
         }
     }
@@ -185,6 +188,9 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
         case let .fetch(f):
             return .fetchResponse(FetchResponseData(errorCode: code, leaderId: -1, leaderEpoch: -1, highWatermark: -1, logStartOffset: -1,
                                                     fetchOffset: f.fetchOffset))
+        case let .fetchSnapshot(f):
+            return .fetchSnapshotResponse(FetchSnapshotResponseData(errorCode: code, leaderId: -1, leaderEpoch: -1, snapshotId: f.snapshotId,
+                                                                    position: f.position))
         default: return m
         }
     }

@@ -137,6 +137,9 @@ public struct ServerConfig: Sendable {
         "socket.send.buffer.bytes": "102400",
         "socket.receive.buffer.bytes": "102400",
         "metadata.log.max.record.bytes.between.snapshots": "20971520",
+        "metadata.log.max.snapshot.interval.ms": "3600000",
+        "metadata.max.retention.bytes": "104857600",
+        "metadata.max.retention.ms": "604800000",
         "metadata.max.idle.interval.ms": "500",
         "delete.topic.enable": "true",
     ]
@@ -147,7 +150,7 @@ public struct ServerConfig: Sendable {
         "log.flush.scheduler.interval.ms", "log.cleaner.enable", "log.cleaner.threads", "compression.type",
         "zookeeper.connect", "broker.rack", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
         "share.coordinator.state.topic.min.isr", "queued.max.requests", "connections.max.idle.ms",
-        "transaction.max.timeout.ms", "producer.id.expiration.ms", "metadata.log.max.snapshot.interval.ms",
+        "transaction.max.timeout.ms", "producer.id.expiration.ms",
         "log.cleaner.dedupe.buffer.size", "background.threads", "initial.broker.registration.timeout.ms",
     ]
 
