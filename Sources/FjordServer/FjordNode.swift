@@ -87,8 +87,11 @@ public final class FjordNode: @unchecked Sendable {
         // The Raft core gets a thread of its own: votes, fetches and fsyncs never wait behind
         // request handling or log creation.
         raftGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        var metadataLogConfig = LogConfig()
+        if let v = config.properties["metadata.log.segment.bytes"].flatMap(Int.init) { metadataLogConfig.segmentBytes = v }
+        if let v = config.properties["metadata.log.segment.ms"].flatMap(Int64.init) { metadataLogConfig.segmentMs = v }
         raft = try RaftRuntime(config: config.raft, dataDir: config.metadataLogDir, loop: raftGroup.next(), transport: transport,
-                               seed: seed, logger: logger)
+                               seed: seed, logConfig: metadataLogConfig, logger: logger)
         var policy = SnapshotPolicy()
         if let v = config.properties["metadata.log.max.record.bytes.between.snapshots"].flatMap(Int64.init) { policy.maxBytesBetweenSnapshots = v }
         if let v = config.properties["metadata.log.max.snapshot.interval.ms"].flatMap(Int64.init) { policy.maxIntervalMs = v }

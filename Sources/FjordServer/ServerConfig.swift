@@ -140,6 +140,8 @@ public struct ServerConfig: Sendable {
         "metadata.log.max.snapshot.interval.ms": "3600000",
         "metadata.max.retention.bytes": "104857600",
         "metadata.max.retention.ms": "604800000",
+        "metadata.log.segment.bytes": "1073741824",
+        "metadata.log.segment.ms": "604800000",
         "metadata.max.idle.interval.ms": "500",
         "delete.topic.enable": "true",
     ]

@@ -41,10 +41,20 @@ final class MappedIndex: @unchecked Sendable {
             guard ftruncate(fd, off_t(mappedBytes)) == 0 else { close(fd); throw StorageError.errno("cannot size index", path) }
         }
         try map()
-        // Used entries: everything before the trailing zero entries (a preallocated tail).
-        var n = existing
-        while n > 0 && isZeroEntry(n - 1) { n -= 1 }
-        entries = n
+        // Used entries: everything before the trailing zero entries (a preallocated tail,
+        // left untrimmed by a crash). Entries after the first are never zero (offsets and
+        // timestamps grow) and the tail is all zero, so a binary search finds the boundary:
+        // a crash must not cost a scan of every preallocated byte of every index.
+        var lo = 1, hi = existing  // the first zero entry lies in [lo, hi]
+        if existing == 0 {
+            entries = 0
+        } else {
+            while lo < hi {
+                let mid = (lo + hi) / 2
+                if isZeroEntry(mid) { hi = mid } else { lo = mid + 1 }
+            }
+            entries = (lo == 1 && isZeroEntry(0)) ? 0 : lo
+        }
     }
 
     deinit {

@@ -15,6 +15,7 @@ struct FjordCommand: ParsableCommand {
             ServerCommand.self,
             MetadataQuorumCommand.self,
             DumpLogCommand.self,
+            MetadataShellCommand.self,
             TopicsCommand.self,
             ConsoleProducerCommand.self,
             ConsoleConsumerCommand.self,

@@ -30,7 +30,10 @@ class Node:
         self.props = f"{dir}/server.properties"
         self.log = f"{dir}/server.log"
         self.meta_dir = f"{dir}/meta"
-        self.data_dir = f"{dir}/data" if "broker" in roles else None
+        # log.dirs lives one level below a tmpfs mount point, so the disk-full fault can put its
+        # filler file next to (not inside) the log directory.
+        self.mount_dir = f"{dir}/tmpfs" if "broker" in roles else None
+        self.data_dir = f"{dir}/tmpfs/data" if "broker" in roles else None
         self.proc = None
         self.state = "new"          # new | up | paused | down | crashed
         self.starts = 0
@@ -187,14 +190,15 @@ class Cluster:
         for n in self.nodes.values():
             os.makedirs(n.meta_dir, exist_ok=True)
             if n.is_broker:
-                os.makedirs(n.data_dir, exist_ok=True)
+                os.makedirs(n.mount_dir, exist_ok=True)
                 r = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={self.tmpfs_mb}m,mode=0755",
-                                    f"fjf-data{n.id}", n.data_dir], capture_output=True, text=True)
+                                    f"fjf-data{n.id}", n.mount_dir], capture_output=True, text=True)
                 if r.returncode == 0:
-                    self.mounts.append(n.data_dir)
+                    self.mounts.append(n.mount_dir)
                     self.save_state()
                 else:
-                    self.log(f"notice: cannot mount a tmpfs on {n.data_dir} ({r.stderr.strip()}); disk-full is unavailable")
+                    self.log(f"notice: cannot mount a tmpfs on {n.mount_dir} ({r.stderr.strip()}); disk-full is unavailable")
+                os.makedirs(n.data_dir, exist_ok=True)
             with open(n.props, "w") as f:
                 f.write(self.properties(n))
             r = subprocess.run([self.fjord, "storage", "format", "-t", cid, "-c", n.props],
@@ -203,7 +207,7 @@ class Cluster:
                 raise RuntimeError(f"format of node {n.id} failed: {r.stdout}{r.stderr}")
 
     def has_tmpfs(self, n):
-        return n.data_dir in self.mounts
+        return n.mount_dir in self.mounts
 
     # ---- processes ---------------------------------------------------------------------------
 

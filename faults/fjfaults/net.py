@@ -166,6 +166,14 @@ class Net:
         for a in self.ids:
             self._apply(a)
 
+    def cut(self, pairs):
+        """Each (a, b): a and b cannot talk, in both directions."""
+        for a, b in pairs:
+            self.blocked[a].add(self.ip(b))
+            self.blocked[b].add(self.ip(a))
+        for i in {x for pr in pairs for x in pr}:
+            self._apply(i)
+
     def set_loss(self, i, percent):
         if not self.have_nft:
             raise RuntimeError("packet loss needs nft")
