@@ -155,6 +155,14 @@ public final class MemoryRaftLog: RaftLog {
         entries.removeSubrange(keep...)
         durableCount = entries.count
         partial = nil
+        // A snapshot may cover records that were never flushed: the log restarts at it (the
+        // on-disk log does the same when it opens behind its newest snapshot).
+        if let latest = latestSnapshotId, endOffset < latest.endOffset {
+            entries = []
+            durableCount = 0
+            startOffset = latest.endOffset
+            for old in snapshots.keys where old < latest { snapshots[old] = nil }
+        }
     }
 
     /// (offset, epoch) of every record offset's batch, for invariant checks.

@@ -23,6 +23,12 @@ public final class Simulation {
         public var faultFree = false
         /// Overrides the seed's chance of crashing right after persisting election state.
         public var crashAfterPersist: Double? = nil
+        /// Overrides whether nodes snapshot their state machine and trim their logs (KIP-630);
+        /// by default half of the seeds do.
+        public var snapshots: Bool? = nil
+        /// Deliberately broken state machine for tests: a snapshot claims one record more
+        /// than it applied.
+        public var brokenSnapshotOffByOne = false
         public init() {}
     }
 
@@ -45,6 +51,10 @@ public final class Simulation {
         /// Chance of crashing right after a Ready that persisted election state was executed
         /// (exercises persist-before-send, as FoundationDB's "buggify" does).
         var crashAfterPersist: Double
+        /// Mean interval between a node's snapshots (0: no snapshots), and the chance the log
+        /// behind a new snapshot is deleted.
+        var snapshotEveryMs: Int64 = 0
+        var trimChance: Double = 0
     }
 
     final class Node {
@@ -54,6 +64,10 @@ public final class Simulation {
         var core: RaftNode?
         var incarnation = 0
         var lastHW: Int64 = 0
+        /// The state machine: every committed offset below `applied` folded into `digest`.
+        var applied: Int64 = 0
+        var digest: UInt64 = 0
+        var appliedEpoch: Int32 = -1
         init(id: Int32) { self.id = id }
     }
 
@@ -69,6 +83,7 @@ public final class Simulation {
         case propose
         case partition
         case heal
+        case snapshot(Int32)
     }
 
     struct Scheduled: Comparable {
@@ -101,10 +116,15 @@ public final class Simulation {
     /// The epoch in which each committed offset was first known committed: leaders of that
     /// or a later epoch must hold it (a stale leader of an earlier epoch need not).
     var committedAt: [Int64: Int32] = [:]
+    /// The state machine's digest after applying everything below each offset, as the first
+    /// node to get there computed it: every node (and every snapshot) must agree.
+    var stateDigests: [Int64: UInt64] = [:]
+    public private(set) var snapshotsTaken = 0
+    public private(set) var snapshotsInstalled = 0
     public private(set) var proposals = 0
     /// One line of what happened, for `--verbose`.
     public var summary: String {
-        "events \(events), proposals \(proposals), committed \(committedEnd), leaders by epoch \(leaders.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")), roles " +
+        "events \(events), proposals \(proposals), committed \(committedEnd), snapshots \(snapshotsTaken) taken \(snapshotsInstalled) installed, leaders by epoch \(leaders.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")), roles " +
             nodes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.core.map { "\($0.role)@\($0.epoch)" } ?? "down")" }.joined(separator: " ")
     }
     public private(set) var events = 0
@@ -120,9 +140,14 @@ public final class Simulation {
                         partitionPerSecond: unit() * 0.3, tornTail: r.next() % 2 == 0,
                         crashAfterPersist: r.next() % 3 == 0 ? unit() * 0.3 : 0)
         if let p = options.crashAfterPersist { faults.crashAfterPersist = p }
+        if options.snapshots ?? (r.next() % 2 == 0) {
+            faults.snapshotEveryMs = 200 + Int64(r.next() % 2000)
+            faults.trimChance = 0.3 + unit() * 0.7
+        }
         if options.faultFree {
+            let (every, trim) = (faults.snapshotEveryMs, faults.trimChance)
             faults = Faults(drop: 0, duplicate: 0, minDelay: 1, maxDelay: 5, crashPerSecond: 0, partitionPerSecond: 0,
-                            tornTail: false, crashAfterPersist: 0)
+                            tornTail: false, crashAfterPersist: 0, snapshotEveryMs: every, trimChance: trim)
         }
         voterIds = (1...Int32(options.voters)).map { $0 }
         for id in 1...Int32(options.voters + options.observers) { nodes[id] = Node(id: id) }
@@ -147,6 +172,9 @@ public final class Simulation {
         if !options.faultFree { schedule(.partition, at: 500 + Int64(rng.next() % 2000)) }
         for id in nodes.keys.sorted() where faults.crashPerSecond > 0 {
             schedule(.crash(id), at: nextFault(rate: faults.crashPerSecond))
+        }
+        for id in nodes.keys.sorted() where faults.snapshotEveryMs > 0 {
+            schedule(.snapshot(id), at: Int64(rng.next() % UInt64(faults.snapshotEveryMs * 2)))
         }
         try runUntil(options.faultPhaseMs)
         // Liveness: heal everything, restart the dead, stop faults; a leader must be elected
@@ -223,6 +251,12 @@ public final class Simulation {
         let n = nodes[id]!
         n.incarnation += 1
         n.lastHW = 0
+        // The state machine restarts from the newest snapshot (or from nothing).
+        if let snap = n.log.latestSnapshotId, let bytes = n.log.snapshots[snap], let st = Self.decodeSnapshot(bytes) {
+            (n.applied, n.digest, n.appliedEpoch) = (st.applied, st.digest, snap.epoch)
+        } else {
+            (n.applied, n.digest, n.appliedEpoch) = (0, 0, -1)
+        }
         n.core = RaftNode(config: raftConfig(id), log: n.log, state: n.state, seed: seed &+ UInt64(n.incarnation) &* 7919, nowMs: now)
     }
 
@@ -283,6 +317,60 @@ public final class Simulation {
             schedule(.partition, at: nextFault(rate: max(faults.partitionPerSecond, 0.05)))
         case .heal:
             blocked = [:]
+        case let .snapshot(id):
+            let n = nodes[id]!
+            if n.core != nil, n.applied > (n.log.latestSnapshotId?.endOffset ?? 0), n.appliedEpoch >= 0 {
+                // The state machine snapshots what it applied (committed state only).
+                let claimed = options.brokenSnapshotOffByOne ? n.applied + 1 : n.applied
+                n.log.createSnapshot(SnapshotId(endOffset: claimed, epoch: n.appliedEpoch), bytes: Self.encodeSnapshot(applied: claimed, digest: n.digest))
+                snapshotsTaken += 1
+                if unit() < faults.trimChance { n.log.deleteBeforeLatestSnapshot() }
+            }
+            if faults.snapshotEveryMs > 0 { schedule(.snapshot(id), at: now + 1 + Int64(rng.next() % UInt64(faults.snapshotEveryMs * 2))) }
+        }
+    }
+
+    static func encodeSnapshot(applied: Int64, digest: UInt64) -> ByteBuffer {
+        var b = ByteBuffer()
+        b.writeInteger(applied)
+        b.writeInteger(digest)
+        return b
+    }
+
+    static func decodeSnapshot(_ bytes: ByteBuffer) -> (applied: Int64, digest: UInt64)? {
+        var b = bytes
+        guard let a = b.readInteger(as: Int64.self), let d = b.readInteger(as: UInt64.self) else { return nil }
+        return (a, d)
+    }
+
+    static func fold(_ digest: UInt64, offset: Int64, epoch: Int32) -> UInt64 {
+        var z = digest &+ UInt64(bitPattern: offset) &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(UInt32(bitPattern: epoch))
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// StateMachineSafety: every node's state after applying the prefix below `end` is the same.
+    func noteState(_ n: Node, end: Int64, digest: UInt64, source: String) throws {
+        if let d = stateDigests[end], d != digest {
+            throw Violation(invariant: "StateMachineSafety", detail: "node \(n.id)'s state below offset \(end) (\(source)) differs from another node's", timeMs: now)
+        }
+        stateDigests[end] = digest
+    }
+
+    /// Applies the node's committed records below `hw` to its state machine.
+    func applyCommitted(_ n: Node, upTo hw: Int64) throws {
+        guard n.applied < hw else { return }
+        if n.applied < n.log.startOffset {
+            throw Violation(invariant: "SnapshotCoversTrimmedLog", detail: "node \(n.id) must apply \(n.applied) but its log starts at \(n.log.startOffset)", timeMs: now)
+        }
+        for e in n.log.entries where e.lastOffset >= n.applied && e.baseOffset < hw {
+            for o in max(e.baseOffset, n.applied)...min(e.lastOffset, hw - 1) {
+                n.digest = Self.fold(n.digest, offset: o, epoch: e.epoch)
+                n.appliedEpoch = e.epoch
+                n.applied = o + 1
+                try noteState(n, end: n.applied, digest: n.digest, source: "applied")
+            }
         }
     }
 
@@ -311,6 +399,14 @@ public final class Simulation {
                 }
             }
             if r.flushLog { try n.log.flush() }
+            if let snap = r.snapshotInstalled {
+                guard let bytes = n.log.snapshots[snap], let st = Self.decodeSnapshot(bytes), st.applied == snap.endOffset else {
+                    throw Violation(invariant: "SnapshotInstall", detail: "node \(n.id) installed an unreadable snapshot \(snap)", timeMs: now)
+                }
+                snapshotsInstalled += 1
+                (n.applied, n.digest, n.appliedEpoch) = (st.applied, st.digest, snap.epoch)
+                try noteState(n, end: st.applied, digest: st.digest, source: "snapshot \(snap) from the leader")
+            }
             if let hw = r.newHighWatermark { try noteHighWatermark(n, hw) }
             for env in r.sendAfterPersist { send(env) }
             guard r.needsPersist, let core = n.core else { return }
@@ -367,6 +463,7 @@ public final class Simulation {
             }
         }
         committedEnd = max(committedEnd, hw)
+        try applyCommitted(n, upTo: hw)
     }
 
     func checkInvariants() throws {
@@ -385,7 +482,8 @@ public final class Simulation {
                 if completenessChecked[n.id] == stamp { continue }
                 completenessChecked[n.id] = stamp
                 let byOffset = Dictionary(n.log.entries.flatMap { e in (e.baseOffset...e.lastOffset).map { ($0, e.epoch) } }, uniquingKeysWith: { a, _ in a })
-                for o in 0..<committedEnd {
+                // Below its log start the leader's snapshot stands for the log.
+                for o in n.log.startOffset..<max(n.log.startOffset, committedEnd) {
                     // Leaders of the epoch it was committed in, or later, must hold it; a stale
                     // leader of an older epoch (cut off, not yet resigned) need not.
                     if let c = committed[o], let at = committedAt[o], at <= core.epoch, byOffset[o] != c {

@@ -36,6 +36,38 @@ final class SimulationTests: XCTestCase {
         XCTAssertGreaterThan(caught, 0, "forgetting votes must be caught by VoteDurability/ElectionSafety")
     }
 
+    /// Snapshots and trimmed logs on every seed: replicas behind a leader's log start catch
+    /// up through FetchSnapshot, and every node's state machine agrees offset by offset.
+    func testSeedsWithSnapshotsHoldEveryInvariant() throws {
+        var options = Simulation.Options()
+        options.faultPhaseMs = 8_000
+        options.snapshots = true
+        options.observers = 2
+        var failures: [String] = []
+        var installed = 0
+        for seed in UInt64(1)...30 {
+            let sim = Simulation(seed: seed, options: options)
+            do { try sim.run() } catch { failures.append("seed \(seed): \(error)") }
+            installed += sim.snapshotsInstalled
+        }
+        XCTAssertEqual(failures, [], failures.joined(separator: "\n"))
+        XCTAssertGreaterThan(installed, 0, "no replica ever needed a snapshot: the faults do not exercise FetchSnapshot")
+    }
+
+    func testBrokenSnapshotIsCaught() throws {
+        var options = Simulation.Options()
+        options.snapshots = true
+        options.brokenSnapshotOffByOne = true
+        options.faultPhaseMs = 8_000
+        var caught = 0
+        for seed in UInt64(1)...30 {
+            do { try Simulation(seed: seed, options: options).run() } catch let v as Simulation.Violation {
+                if v.invariant == "StateMachineSafety" || v.invariant == "SnapshotInstall" || v.invariant == "SnapshotCoversTrimmedLog" { caught += 1 }
+            }
+        }
+        XCTAssertGreaterThan(caught, 0, "a snapshot that claims an unapplied record must be caught")
+    }
+
     func testFailoverElectsAndCommitsQuickly() throws {
         var options = Simulation.Options()
         options.faultFree = true
