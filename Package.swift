@@ -61,7 +61,8 @@ let package = Package(
                 swiftSettings: strict),
         // Deterministic whole-cluster simulation of the KRaft core.
         .target(name: "FjordSimulation",
-                dependencies: ["FjordRaft", "FjordRecords", .product(name: "NIOCore", package: "swift-nio")],
+                dependencies: ["FjordRaft", "FjordRecords", "FjordMetadata", "FjordController", "FjordProtocol", "FjordWire",
+                               .product(name: "NIOCore", package: "swift-nio")],
                 swiftSettings: strict),
         .executableTarget(name: "fjord-sim",
                 dependencies: ["FjordSimulation", .product(name: "ArgumentParser", package: "swift-argument-parser")],

@@ -107,11 +107,13 @@ public final class RaftNode {
     /// Followers.
     private var fetchDeadline: Int64 = 0
     private var lastLeaderContactMs: Int64 = -1
-    private var inflightFetch: (offset: Int64, to: Int32, sentMs: Int64)?
+    private var inflightFetch: (offset: Int64, to: Int32, sentMs: Int64, id: UInt64)?
+    /// Numbers this node's fetches (see `FetchRequestData.fetchId`).
+    private var fetchSeq: UInt64 = 0
     /// A snapshot being copied from the leader (the leader's log starts after our end), and
     /// the position of the next chunk.
     private var snapshotFetch: (id: SnapshotId, position: Int64)?
-    private var inflightSnapshotFetch: (id: SnapshotId, position: Int64, to: Int32, sentMs: Int64)?
+    private var inflightSnapshotFetch: (id: SnapshotId, position: Int64, to: Int32, sentMs: Int64, fetchId: UInt64)?
     private var nextFetchMs: Int64 = 0
     private var rng: SplitMix64
     private var ready = RaftReady()
@@ -518,8 +520,10 @@ public final class RaftNode {
     // MARK: replication (leader side)
 
     private func fetchResponse(_ r: FetchRequestData, error: Int16 = 0) -> FetchResponseData {
-        FetchResponseData(errorCode: error, leaderId: leaderId, leaderEpoch: epoch, highWatermark: highWatermark,
-                          logStartOffset: log.startOffset, fetchOffset: r.fetchOffset)
+        var resp = FetchResponseData(errorCode: error, leaderId: leaderId, leaderEpoch: epoch, highWatermark: highWatermark,
+                                     logStartOffset: log.startOffset, fetchOffset: r.fetchOffset)
+        resp.fetchId = r.fetchId
+        return resp
     }
 
     func handleFetchRequest(_ r: FetchRequestData, from: Int32, _ nowMs: Int64) {
@@ -602,8 +606,9 @@ public final class RaftNode {
 
     func handleFetchSnapshotRequest(_ r: FetchSnapshotRequestData, from: Int32, _ nowMs: Int64) {
         func fail(_ code: Int16) {
-            send(to: from, .fetchSnapshotResponse(FetchSnapshotResponseData(errorCode: code, leaderId: leaderId, leaderEpoch: epoch,
-                                                                            snapshotId: r.snapshotId)))
+            var resp = FetchSnapshotResponseData(errorCode: code, leaderId: leaderId, leaderEpoch: epoch, snapshotId: r.snapshotId)
+            resp.fetchId = r.fetchId
+            send(to: from, .fetchSnapshotResponse(resp))
         }
         guard role == .leader else { return fail(r.currentLeaderEpoch > epoch ? 75 : (r.currentLeaderEpoch < epoch ? 74 : 6)) }
         if r.currentLeaderEpoch < epoch { return fail(74) }
@@ -617,8 +622,10 @@ public final class RaftNode {
         }
         guard let chunk else { return fail(98) }  // SNAPSHOT_NOT_FOUND
         if r.position < 0 || r.position > chunk.size { return fail(99) }
-        send(to: from, .fetchSnapshotResponse(FetchSnapshotResponseData(leaderId: leaderId, leaderEpoch: epoch, snapshotId: r.snapshotId,
-                                                                        size: chunk.size, position: r.position, bytes: chunk.bytes)))
+        var resp = FetchSnapshotResponseData(leaderId: leaderId, leaderEpoch: epoch, snapshotId: r.snapshotId,
+                                             size: chunk.size, position: r.position, bytes: chunk.bytes)
+        resp.fetchId = r.fetchId
+        send(to: from, .fetchSnapshotResponse(resp))
     }
 
     private func answerFetch(_ r: FetchRequestData, to: Int32) {
@@ -690,14 +697,19 @@ public final class RaftNode {
 
     private func sendFetchSnapshot(to target: Int32, _ id: SnapshotId, position: Int64, _ nowMs: Int64) {
         inflightFetch = nil
-        inflightSnapshotFetch = (id, position, target, nowMs)
+        fetchSeq &+= 1
+        inflightSnapshotFetch = (id, position, target, nowMs, fetchSeq)
         send(to: target, .fetchSnapshot(FetchSnapshotRequestData(currentLeaderEpoch: epoch, snapshotId: id, position: position,
-                                                                 replicaId: config.nodeId, maxBytes: config.fetchMaxBytes)))
+                                                                 replicaId: config.nodeId, maxBytes: config.fetchMaxBytes, fetchId: fetchSeq)))
     }
 
     func handleFetchSnapshotResponse(_ r: FetchSnapshotResponseData, from: Int32, _ nowMs: Int64) {
         if r.errorCode != 0 {
-            if inflightSnapshotFetch?.to == from { inflightSnapshotFetch = nil }
+            guard inflightSnapshotFetch?.to == from, inflightSnapshotFetch?.fetchId == r.fetchId else {
+                _ = maybeTransition(epoch: r.leaderEpoch, leader: r.leaderId, nowMs)
+                return
+            }
+            inflightSnapshotFetch = nil
             if r.errorCode == 98 || r.errorCode == 99 {
                 // The leader no longer has it (a newer snapshot replaced it): ask again.
                 snapshotFetch = nil
@@ -709,7 +721,7 @@ public final class RaftNode {
         }
         if maybeTransition(epoch: r.leaderEpoch, leader: r.leaderId, nowMs) { return }
         guard case let .follower(leader) = role, leader == from, r.leaderEpoch == epoch else { return }
-        guard let f = inflightSnapshotFetch, f.to == from, f.id == r.snapshotId, f.position == r.position,
+        guard let f = inflightSnapshotFetch, f.to == from, f.id == r.snapshotId, f.position == r.position, f.fetchId == r.fetchId,
               let s = snapshotFetch, s.id == r.snapshotId, s.position == r.position else { return }
         inflightSnapshotFetch = nil
         lastLeaderContactMs = nowMs
@@ -741,9 +753,12 @@ public final class RaftNode {
     }
 
     private func sendFetch(to target: Int32, _ nowMs: Int64) {
+        fetchSeq &+= 1
         let req = FetchRequestData(currentLeaderEpoch: epoch, fetchOffset: log.endOffset, lastFetchedEpoch: log.lastFetchedEpoch,
-                                   replicaId: config.nodeId, maxWaitMs: config.fetchMaxWaitMs, maxBytes: config.fetchMaxBytes)
-        inflightFetch = (req.fetchOffset, target, nowMs)
+                                   replicaId: config.nodeId, maxWaitMs: config.fetchMaxWaitMs, maxBytes: config.fetchMaxBytes,
+                                   fetchId: fetchSeq)
+        inflightSnapshotFetch = nil
+        inflightFetch = (req.fetchOffset, target, nowMs, fetchSeq)
         send(to: target, .fetch(req))
     }
 
@@ -758,7 +773,7 @@ public final class RaftNode {
 
     func handleFetchResponse(_ r: FetchResponseData, from: Int32, _ nowMs: Int64) {
         if r.errorCode != 0 {
-            if inflightFetch?.to == from { inflightFetch = nil }
+            if inflightFetch?.to == from && inflightFetch?.id == r.fetchId { inflightFetch = nil }
             if !maybeTransition(epoch: r.leaderEpoch, leader: r.leaderId, nowMs) {
                 nextFetchMs = nowMs + config.retryBackoffMs
             }
@@ -769,7 +784,7 @@ public final class RaftNode {
             return
         }
         guard case let .follower(leader) = role, leader == from, r.leaderEpoch == epoch else { return }
-        guard let f = inflightFetch, f.to == from, f.offset == r.fetchOffset, r.fetchOffset == log.endOffset else { return }
+        guard let f = inflightFetch, f.to == from, f.id == r.fetchId, f.offset == r.fetchOffset, r.fetchOffset == log.endOffset else { return }
         inflightFetch = nil
         lastLeaderContactMs = nowMs
         fetchDeadline = nowMs + config.fetchTimeoutMs

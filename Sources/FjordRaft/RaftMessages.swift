@@ -122,14 +122,20 @@ public struct FetchRequestData: Sendable, Equatable {
     public var replicaId: Int32
     public var maxWaitMs: Int32
     public var maxBytes: Int32
+    /// Not on the wire: which of the fetcher's requests this is (the shell pairs a response
+    /// with its request by correlation id and restores it), so a late or duplicated answer to
+    /// an earlier fetch from the same offset is never taken for the current one's.
+    public var fetchId: UInt64 = 0
 
-    public init(currentLeaderEpoch: Int32, fetchOffset: Int64, lastFetchedEpoch: Int32, replicaId: Int32, maxWaitMs: Int32, maxBytes: Int32) {
+    public init(currentLeaderEpoch: Int32, fetchOffset: Int64, lastFetchedEpoch: Int32, replicaId: Int32, maxWaitMs: Int32, maxBytes: Int32,
+                fetchId: UInt64 = 0) {
         self.currentLeaderEpoch = currentLeaderEpoch
         self.fetchOffset = fetchOffset
         self.lastFetchedEpoch = lastFetchedEpoch
         self.replicaId = replicaId
         self.maxWaitMs = maxWaitMs
         self.maxBytes = maxBytes
+        self.fetchId = fetchId
     }
 }
 
@@ -149,6 +155,8 @@ public struct FetchResponseData: Sendable, Equatable {
     /// Not on the wire: the request's fetch offset, restored by the shell from its
     /// correlation id so a stale response cannot be applied at the wrong position.
     public var fetchOffset: Int64
+    /// Not on the wire: the request's `fetchId`, restored the same way.
+    public var fetchId: UInt64 = 0
 
     public init(errorCode: Int16 = 0, leaderId: Int32, leaderEpoch: Int32, highWatermark: Int64, logStartOffset: Int64, divergingEpoch: Int32 = -1, divergingEndOffset: Int64 = -1, records: ByteBuffer = ByteBuffer(), fetchOffset: Int64) {
         self.errorCode = errorCode
@@ -171,13 +179,16 @@ public struct FetchSnapshotRequestData: Sendable, Equatable {
     public var position: Int64
     public var replicaId: Int32
     public var maxBytes: Int32
+    /// Not on the wire (see `FetchRequestData.fetchId`).
+    public var fetchId: UInt64 = 0
 
-    public init(currentLeaderEpoch: Int32, snapshotId: SnapshotId, position: Int64, replicaId: Int32, maxBytes: Int32) {
+    public init(currentLeaderEpoch: Int32, snapshotId: SnapshotId, position: Int64, replicaId: Int32, maxBytes: Int32, fetchId: UInt64 = 0) {
         self.currentLeaderEpoch = currentLeaderEpoch
         self.snapshotId = snapshotId
         self.position = position
         self.replicaId = replicaId
         self.maxBytes = maxBytes
+        self.fetchId = fetchId
     }
 }
 
@@ -191,6 +202,8 @@ public struct FetchSnapshotResponseData: Sendable, Equatable {
     /// Where `bytes` start in the snapshot.
     public var position: Int64
     public var bytes: ByteBuffer
+    /// Not on the wire (see `FetchRequestData.fetchId`).
+    public var fetchId: UInt64 = 0
 
     public init(errorCode: Int16 = 0, leaderId: Int32, leaderEpoch: Int32, snapshotId: SnapshotId, size: Int64 = 0, position: Int64 = 0,
                 bytes: ByteBuffer = ByteBuffer()) {

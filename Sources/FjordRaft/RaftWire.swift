@@ -240,7 +240,7 @@ public enum RaftWire {
         case let (f as FetchResponse, .fetch(req)):
             guard let p = f.responses.first?.partitions.first else {
                 return .fetchResponse(FetchResponseData(errorCode: f.errorCode != 0 ? f.errorCode : 42, leaderId: -1, leaderEpoch: -1,
-                                                        highWatermark: -1, logStartOffset: -1, fetchOffset: req.fetchOffset))
+                                                        highWatermark: -1, logStartOffset: -1, fetchOffset: req.fetchOffset).withSnapshot(nil, fetchId: req.fetchId))
             }
             return .fetchResponse(FetchResponseData(errorCode: f.errorCode != 0 ? f.errorCode : p.errorCode,
                                                     leaderId: p.currentLeader.leaderId, leaderEpoch: p.currentLeader.leaderEpoch,
@@ -248,16 +248,20 @@ public enum RaftWire {
                                                     divergingEpoch: p.divergingEpoch.epoch, divergingEndOffset: p.divergingEpoch.endOffset,
                                                     records: p.records ?? ByteBuffer(), fetchOffset: req.fetchOffset)
                 .withSnapshot(p.snapshotId.endOffset >= 0 && p.snapshotId.epoch >= 0
-                    ? SnapshotId(endOffset: p.snapshotId.endOffset, epoch: p.snapshotId.epoch) : nil))
+                    ? SnapshotId(endOffset: p.snapshotId.endOffset, epoch: p.snapshotId.epoch) : nil, fetchId: req.fetchId))
         case let (f as FetchSnapshotResponse, .fetchSnapshot(req)):
             guard let p = f.topics.first?.partitions.first else {
-                return .fetchSnapshotResponse(FetchSnapshotResponseData(errorCode: f.errorCode != 0 ? f.errorCode : 42, leaderId: -1, leaderEpoch: -1,
-                                                                        snapshotId: req.snapshotId, position: req.position))
+                var resp = FetchSnapshotResponseData(errorCode: f.errorCode != 0 ? f.errorCode : 42, leaderId: -1, leaderEpoch: -1,
+                                                     snapshotId: req.snapshotId, position: req.position)
+                resp.fetchId = req.fetchId
+                return .fetchSnapshotResponse(resp)
             }
-            return .fetchSnapshotResponse(FetchSnapshotResponseData(errorCode: f.errorCode != 0 ? f.errorCode : p.errorCode,
-                                                                    leaderId: p.currentLeader.leaderId, leaderEpoch: p.currentLeader.leaderEpoch,
-                                                                    snapshotId: SnapshotId(endOffset: p.snapshotId.endOffset, epoch: p.snapshotId.epoch),
-                                                                    size: p.size, position: p.position, bytes: p.unalignedRecords))
+            var resp = FetchSnapshotResponseData(errorCode: f.errorCode != 0 ? f.errorCode : p.errorCode,
+                                                 leaderId: p.currentLeader.leaderId, leaderEpoch: p.currentLeader.leaderEpoch,
+                                                 snapshotId: SnapshotId(endOffset: p.snapshotId.endOffset, epoch: p.snapshotId.epoch),
+                                                 size: p.size, position: p.position, bytes: p.unalignedRecords)
+            resp.fetchId = req.fetchId
+            return .fetchSnapshotResponse(resp)
         default:
             throw MalformedRaftMessage(description: "\(type(of: r).messageName) does not answer \(request)")
         }
@@ -265,9 +269,10 @@ public enum RaftWire {
 }
 
 extension FetchResponseData {
-    func withSnapshot(_ id: SnapshotId?) -> FetchResponseData {
+    func withSnapshot(_ id: SnapshotId?, fetchId: UInt64) -> FetchResponseData {
         var r = self
         r.snapshotId = id
+        r.fetchId = fetchId
         return r
     }
 }

@@ -1,8 +1,11 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import FjordController
+import FjordMetadata
 import FjordRaft
 import FjordRecords
+import FjordWire
 import NIOCore
 
 /// Deterministic whole-cluster simulation of the KRaft core: N voters and M observers in one
@@ -29,6 +32,12 @@ public final class Simulation {
         /// Deliberately broken state machine for tests: a snapshot claims one record more
         /// than it applied.
         public var brokenSnapshotOffByOne = false
+        /// The metadata layer on top: the voters run the real `QuorumController` when they
+        /// lead, the observers are brokers (register, heartbeat, change ISRs), an admin
+        /// creates topics; the metadata invariants are checked on every node's image.
+        public var controllers = false
+        /// Deliberately broken controller for tests: fencing a broker leaves its leaderships.
+        public var brokenFenceKeepsLeaders = false
         public init() {}
     }
 
@@ -68,6 +77,14 @@ public final class Simulation {
         var applied: Int64 = 0
         var digest: UInt64 = 0
         var appliedEpoch: Int32 = -1
+        // The metadata layer (`Options.controllers`).
+        var image = MetadataImage()
+        var partitionEpochs: [TopicIdPartition: (leader: Int32, partition: Int32)] = [:]
+        var controller: (controller: QuorumController, epoch: Int32)?
+        var pendingReplies: [(offset: Int64, to: Int32, incarnation: Int, reply: SimReply)] = []
+        var brokerEpoch: Int64 = -1
+        var rpcInFlightSince: Int64? = nil
+        var lastHeartbeatMs: Int64 = 0
         init(id: Int32) { self.id = id }
     }
 
@@ -84,6 +101,11 @@ public final class Simulation {
         case partition
         case heal
         case snapshot(Int32)
+        case controllerTick(Int32)
+        case brokerTick(Int32)
+        case rpc(from: Int32, fromIncarnation: Int, to: Int32, SimRequest)
+        case rpcReply(to: Int32, incarnation: Int, SimReply)
+        case admin
     }
 
     struct Scheduled: Comparable {
@@ -119,12 +141,16 @@ public final class Simulation {
     /// The state machine's digest after applying everything below each offset, as the first
     /// node to get there computed it: every node (and every snapshot) must agree.
     var stateDigests: [Int64: UInt64] = [:]
+    /// "topicId/partition/leaderEpoch" → the leader any node's image named for it.
+    var leadersByEpoch: [String: Int32] = [:]
+    /// Committed metadata records by type (the metadata layer's activity, for `summary`).
+    public private(set) var metadataRecordCounts: [String: Int] = [:]
     public private(set) var snapshotsTaken = 0
     public private(set) var snapshotsInstalled = 0
     public private(set) var proposals = 0
     /// One line of what happened, for `--verbose`.
     public var summary: String {
-        "events \(events), proposals \(proposals), committed \(committedEnd), snapshots \(snapshotsTaken) taken \(snapshotsInstalled) installed, leaders by epoch \(leaders.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")), roles " +
+        "events \(events), proposals \(proposals), committed \(committedEnd), snapshots \(snapshotsTaken) taken \(snapshotsInstalled) installed, \(metadataRecordCounts.isEmpty ? "" : "records \(metadataRecordCounts.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")), ")leaders by epoch \(leaders.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value)" }.joined(separator: " ")), roles " +
             nodes.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value.core.map { "\($0.role)@\($0.epoch)" } ?? "down")" }.joined(separator: " ")
     }
     public private(set) var events = 0
@@ -168,7 +194,11 @@ public final class Simulation {
     public func run() throws {
         for id in nodes.keys.sorted() { start(id) }
         for id in nodes.keys.sorted() { schedule(.tick(id), at: Int64(rng.next() % 10)) }
-        schedule(.propose, at: 100)
+        if options.controllers {
+            scheduleMetadataLayer()
+        } else {
+            schedule(.propose, at: 100)
+        }
         if !options.faultFree { schedule(.partition, at: 500 + Int64(rng.next() % 2000)) }
         for id in nodes.keys.sorted() where faults.crashPerSecond > 0 {
             schedule(.crash(id), at: nextFault(rate: faults.crashPerSecond))
@@ -184,6 +214,13 @@ public final class Simulation {
         for (id, n) in nodes.sorted(by: { $0.key < $1.key }) where n.core == nil { start(id) }
         let target = committedEnd
         let deadline = now + options.livenessPhaseMs
+        if options.controllers {
+            try runUntil(deadline) { [unowned self] in self.clusterHealthy() }
+            if !clusterHealthy() {
+                throw Violation(invariant: "Liveness", detail: "\(options.livenessPhaseMs) ms after healing the cluster is not healthy: \(clusterHealthReport())", timeMs: now)
+            }
+            return
+        }
         try runUntil(deadline) { [unowned self] in
             self.committedEnd > target + 1 && self.nodes.values.contains { $0.core?.isLeader == true }
         }
@@ -254,9 +291,17 @@ public final class Simulation {
         // The state machine restarts from the newest snapshot (or from nothing).
         if let snap = n.log.latestSnapshotId, let bytes = n.log.snapshots[snap], let st = Self.decodeSnapshot(bytes) {
             (n.applied, n.digest, n.appliedEpoch) = (st.applied, st.digest, snap.epoch)
+            n.image = MetadataImage(snapshotRecords: st.records, endOffset: st.applied)
         } else {
             (n.applied, n.digest, n.appliedEpoch) = (0, 0, -1)
+            n.image = MetadataImage()
         }
+        n.partitionEpochs = [:]
+        n.controller = nil
+        n.pendingReplies = []
+        n.brokerEpoch = -1
+        n.rpcInFlightSince = nil
+        n.lastHeartbeatMs = 0
         n.core = RaftNode(config: raftConfig(id), log: n.log, state: n.state, seed: seed &+ UInt64(n.incarnation) &* 7919, nowMs: now)
     }
 
@@ -322,25 +367,52 @@ public final class Simulation {
             if n.core != nil, n.applied > (n.log.latestSnapshotId?.endOffset ?? 0), n.appliedEpoch >= 0 {
                 // The state machine snapshots what it applied (committed state only).
                 let claimed = options.brokenSnapshotOffByOne ? n.applied + 1 : n.applied
-                n.log.createSnapshot(SnapshotId(endOffset: claimed, epoch: n.appliedEpoch), bytes: Self.encodeSnapshot(applied: claimed, digest: n.digest))
+                n.log.createSnapshot(SnapshotId(endOffset: claimed, epoch: n.appliedEpoch),
+                                     bytes: Self.encodeSnapshot(applied: claimed, digest: n.digest, records: options.controllers ? n.image.snapshotRecords() : []))
                 snapshotsTaken += 1
                 if unit() < faults.trimChance { n.log.deleteBeforeLatestSnapshot() }
             }
             if faults.snapshotEveryMs > 0 { schedule(.snapshot(id), at: now + 1 + Int64(rng.next() % UInt64(faults.snapshotEveryMs * 2))) }
+        case let .controllerTick(id):
+            try controllerTick(nodes[id]!)
+            schedule(.controllerTick(id), at: now + 100)
+        case let .brokerTick(id):
+            try brokerTick(nodes[id]!)
+            schedule(.brokerTick(id), at: now + 100)
+        case let .rpc(from, fromIncarnation, to, request):
+            try handleRPC(from: from, fromIncarnation: fromIncarnation, to: nodes[to]!, request)
+        case let .rpcReply(to, incarnation, reply):
+            let n = nodes[to]!
+            if n.core != nil && n.incarnation == incarnation { handleReply(n, reply) }
+        case .admin:
+            try admin()
         }
     }
 
-    static func encodeSnapshot(applied: Int64, digest: UInt64) -> ByteBuffer {
+    /// A snapshot of the simulated state machine: the applied end, the digest, and (with
+    /// the metadata layer) the image as `MetadataImage.snapshotRecords()`.
+    static func encodeSnapshot(applied: Int64, digest: UInt64, records: [MetadataRecord]) -> ByteBuffer {
         var b = ByteBuffer()
         b.writeInteger(applied)
         b.writeInteger(digest)
+        b.writeInteger(Int32(records.count))
+        for r in records {
+            var v = (try? r.encode()) ?? ByteBuffer()
+            b.writeInteger(Int32(v.readableBytes))
+            b.writeBuffer(&v)
+        }
         return b
     }
 
-    static func decodeSnapshot(_ bytes: ByteBuffer) -> (applied: Int64, digest: UInt64)? {
+    static func decodeSnapshot(_ bytes: ByteBuffer) -> (applied: Int64, digest: UInt64, records: [MetadataRecord])? {
         var b = bytes
-        guard let a = b.readInteger(as: Int64.self), let d = b.readInteger(as: UInt64.self) else { return nil }
-        return (a, d)
+        guard let a = b.readInteger(as: Int64.self), let d = b.readInteger(as: UInt64.self), let n = b.readInteger(as: Int32.self) else { return nil }
+        var records: [MetadataRecord] = []
+        for _ in 0..<n {
+            guard let len = b.readInteger(as: Int32.self), let v = b.readSlice(length: Int(len)), let r = try? MetadataRecord.decode(v) else { return nil }
+            records.append(r)
+        }
+        return (a, d, records)
     }
 
     static func fold(_ digest: UInt64, offset: Int64, epoch: Int32) -> UInt64 {
@@ -365,13 +437,20 @@ public final class Simulation {
             throw Violation(invariant: "SnapshotCoversTrimmedLog", detail: "node \(n.id) must apply \(n.applied) but its log starts at \(n.log.startOffset)", timeMs: now)
         }
         for e in n.log.entries where e.lastOffset >= n.applied && e.baseOffset < hw {
+            let records = options.controllers ? try metadataRecords(e.bytes) : [:]
             for o in max(e.baseOffset, n.applied)...min(e.lastOffset, hw - 1) {
                 n.digest = Self.fold(n.digest, offset: o, epoch: e.epoch)
                 n.appliedEpoch = e.epoch
                 n.applied = o + 1
+                if let r = records[o] {
+                    n.image.replay(r, offset: o)
+                    if stateDigests[o + 1] == nil { metadataRecordCounts["\(r.type)", default: 0] += 1 }
+                }
                 try noteState(n, end: n.applied, digest: n.digest, source: "applied")
             }
+            if options.controllers { try checkMetadataInvariants(n) }
         }
+        if options.controllers { deliverCommittedReplies(n, below: hw) }
     }
 
     /// Executes a RaftReady as the real shell does: persist, flush, then send.
@@ -405,6 +484,8 @@ public final class Simulation {
                 }
                 snapshotsInstalled += 1
                 (n.applied, n.digest, n.appliedEpoch) = (st.applied, st.digest, snap.epoch)
+                n.image = MetadataImage(snapshotRecords: st.records, endOffset: st.applied)
+                n.partitionEpochs = [:]
                 try noteState(n, end: st.applied, digest: st.digest, source: "snapshot \(snap) from the leader")
             }
             if let hw = r.newHighWatermark { try noteHighWatermark(n, hw) }

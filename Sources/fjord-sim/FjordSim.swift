@@ -18,6 +18,8 @@ struct FjordSim: ParsableCommand {
     @Flag(help: "Measure leader failover time instead (p50/p99 over the seeds).") var failover = false
     @Flag(help: "Print a summary line per seed.") var verbose = false
     @Option(help: "Chance of a crash right after persisting election state (default: drawn per seed).") var crashAfterPersist: Double?
+    @Flag(help: "Run the metadata layer on top: the real controller on the voters, observers as brokers (register, heartbeat, ISR changes), topic creation; check the metadata invariants.") var controllers = false
+    @Flag(help: "Broken on purpose (with --controllers): fencing a broker keeps its leaderships (the invariants must catch it).") var brokenFenceKeepsLeaders = false
 
     func run() throws {
         var options = Simulation.Options()
@@ -26,6 +28,8 @@ struct FjordSim: ParsableCommand {
         options.faultPhaseMs = faultMs
         options.brokenSkipVotePersist = brokenSkipVotePersist
         options.crashAfterPersist = crashAfterPersist
+        options.controllers = controllers
+        options.brokenFenceKeepsLeaders = brokenFenceKeepsLeaders
         if failover {
             options.faultFree = true
             var times: [Int64] = []
@@ -55,6 +59,8 @@ struct FjordSim: ParsableCommand {
                 var cmd = "fjord-sim --seeds 1 --first-seed \(s) --voters \(voters) --observers \(observers) --fault-ms \(faultMs)"
                 if brokenSkipVotePersist { cmd += " --broken-skip-vote-persist" }
                 if let c = crashAfterPersist { cmd += " --crash-after-persist \(c)" }
+                if controllers { cmd += " --controllers" }
+                if brokenFenceKeepsLeaders { cmd += " --broken-fence-keeps-leaders" }
                 print("seed \(s) FAILED: \(error)  [reproduce: \(cmd)]")
             }
         }

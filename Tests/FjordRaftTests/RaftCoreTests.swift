@@ -94,7 +94,9 @@ final class RaftCoreTests: XCTestCase {
         var resp = FetchResponseData(leaderId: 1, leaderEpoch: 3, highWatermark: 2, logStartOffset: 0, fetchOffset: 5)
         resp.divergingEpoch = 1
         resp.divergingEndOffset = 2
-        _ = follower.tick(nowMs: 1)  // sends its fetch
+        let sent = follower.tick(nowMs: 1)  // sends its fetch
+        guard case let .fetch(f)? = sent.sendAfterPersist.first?.message else { return XCTFail("no fetch") }
+        resp.fetchId = f.fetchId  // the shell pairs the answer with its request
         let r = follower.receive(RaftEnvelope(from: 1, to: 2, message: .fetchResponse(resp)), nowMs: 2)
         XCTAssertEqual(followerLog.endOffset, 2, "truncated to the end of the common epoch")
         XCTAssertTrue(r.flushLog)

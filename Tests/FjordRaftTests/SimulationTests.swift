@@ -68,6 +68,39 @@ final class SimulationTests: XCTestCase {
         XCTAssertGreaterThan(caught, 0, "a snapshot that claims an unapplied record must be caught")
     }
 
+    /// The real controller on the voters, three brokers, topics and ISR changes under the
+    /// same faults: the metadata invariants (leader in ISR, leader unfenced, one leader per
+    /// epoch, epochs grow) hold on every node's image, and the cluster heals.
+    func testControllerLayerHoldsMetadataInvariants() throws {
+        var options = Simulation.Options()
+        options.controllers = true
+        options.observers = 3
+        options.faultPhaseMs = 10_000
+        var failures: [String] = []
+        var changes = 0
+        for seed in UInt64(1)...15 {
+            let sim = Simulation(seed: seed, options: options)
+            do { try sim.run() } catch { failures.append("seed \(seed): \(error)") }
+            changes += sim.metadataRecordCounts["partitionChange"] ?? 0
+        }
+        XCTAssertEqual(failures, [], failures.joined(separator: "\n"))
+        XCTAssertGreaterThan(changes, 15, "the brokers and faults barely changed any partition")
+    }
+
+    func testBrokenFencingIsCaught() throws {
+        var options = Simulation.Options()
+        options.controllers = true
+        options.observers = 3
+        options.brokenFenceKeepsLeaders = true
+        var caught = 0
+        for seed in UInt64(1)...10 {
+            do { try Simulation(seed: seed, options: options).run() } catch let v as Simulation.Violation {
+                if v.invariant == "LeaderIsUnfenced" { caught += 1 }
+            }
+        }
+        XCTAssertGreaterThan(caught, 0, "a fenced broker left leading must be caught")
+    }
+
     func testFailoverElectsAndCommitsQuickly() throws {
         var options = Simulation.Options()
         options.faultFree = true
