@@ -171,6 +171,10 @@ public final class FjordNode: @unchecked Sendable {
             if let v = config.properties["group.min.session.timeout.ms"].flatMap(Int32.init) { gc.minSessionTimeoutMs = v }
             if let v = config.properties["group.max.session.timeout.ms"].flatMap(Int32.init) { gc.maxSessionTimeoutMs = v }
             if let v = config.properties["group.max.size"].flatMap(Int32.init) { gc.maxSize = v }
+            if let v = config.properties["offsets.retention.minutes"].flatMap(Int64.init) { gc.offsetsRetentionMs = v * 60_000 }
+            if let v = config.properties["offsets.retention.check.interval.ms"].flatMap(Int64.init) { gc.offsetsRetentionCheckIntervalMs = v }
+            // Not a Kafka key: retention below a minute, for tests and development clusters.
+            if let v = config.properties["fjord.offsets.retention.ms"].flatMap(Int64.init) { gc.offsetsRetentionMs = v }
             let coordinator = GroupCoordinator(config: gc, replicaManager: rm, loop: group.next(), clock: RaftRuntime.wallClockMs, logger: logger)
             groupCoordinator = coordinator
             // Applying an image creates and deletes logs (file I/O): it runs on its own serial

@@ -122,6 +122,8 @@ public struct ServerConfig: Sendable {
         "offsets.topic.num.partitions": "50",
         "offsets.topic.replication.factor": "3",
         "offsets.retention.minutes": "10080",
+        "offsets.retention.check.interval.ms": "600000",
+        "fjord.offsets.retention.ms": "",
         "transaction.state.log.num.partitions": "50",
         "transaction.state.log.replication.factor": "3",
         "transaction.state.log.min.isr": "2",

@@ -263,4 +263,58 @@ final class GroupTests: XCTestCase {
         let out = String(decoding: try TestPython.run(script, args: [c.bootstrap, ctl], timeout: 200), as: UTF8.self)
         XCTAssertTrue(out.contains("'consumed': 6000"), out)
     }
+
+    /// offsets.retention: an empty group's committed offsets expire (and the group is
+    /// deleted) once it has been empty for the retention; a live group's never do.
+    func testCommittedOffsetsExpireAfterRetention() throws {
+        let c = try LocalCluster(count: 1, extra: ["group.initial.rebalance.delay.ms=0", "fjord.offsets.retention.ms=3000",
+                                                   "offsets.retention.check.interval.ms=300"])
+        defer { c.stopAll() }
+        try c.startAll()
+        let script = #"""
+            import sys, time
+            from confluent_kafka import Producer, Consumer, TopicPartition
+            from confluent_kafka.admin import AdminClient, NewTopic
+            bs = sys.argv[1]
+            a = AdminClient({"bootstrap.servers": bs})
+            a.create_topics([NewTopic("exp", 1, 1)])["exp"].result(15)
+            p = Producer({"bootstrap.servers": bs})
+            for i in range(10): p.produce("exp", value=b"%d" % i)
+            assert p.flush(15) == 0
+            def consume(group):
+                c = Consumer({"bootstrap.servers": bs, "group.id": group, "auto.offset.reset": "earliest", "enable.auto.commit": False})
+                c.subscribe(["exp"])
+                n, deadline = 0, time.time() + 30
+                while n < 10 and time.time() < deadline:
+                    m = c.poll(0.5)
+                    if m is None or m.error(): continue
+                    n += 1
+                    c.commit(m, asynchronous=False)
+                return c
+            def committed(group):
+                c = Consumer({"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False})
+                o = c.committed([TopicPartition("exp", 0)], timeout=10)[0].offset
+                c.close()
+                return o
+            live = consume("live")           # stays a member throughout
+            gone = consume("gone")
+            gone.close()                     # leaves: the group is empty from now
+            assert committed("gone") == 10, committed("gone")
+            t0 = time.time()
+            while committed("gone") != -1001 and time.time() - t0 < 20: time.sleep(0.5)
+            waited = time.time() - t0
+            assert committed("gone") == -1001, "the empty group's offsets did not expire"
+            assert waited > 1.5, f"expired after {waited:.1f}s, before the 3 s retention"
+            groups = [g.group_id for g in a.list_consumer_groups().result(10).valid]
+            assert "gone" not in groups, groups
+            # The live group keeps heartbeating: its offsets stay.
+            live.poll(0.5)
+            assert committed("live") == 10, committed("live")
+            live.close()
+            print("ok", round(waited, 1))
+            """#
+        let out = String(decoding: try TestPython.run(script, args: [c.bootstrap], timeout: 120), as: UTF8.self)
+        XCTAssertTrue(out.contains("ok"), out)
+        XCTAssertTrue(try String(contentsOfFile: c.logPath(1), encoding: .utf8).contains("expiring committed offsets"))
+    }
 }

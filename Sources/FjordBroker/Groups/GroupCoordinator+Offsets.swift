@@ -359,4 +359,46 @@ extension GroupCoordinator {
             }
         }
     }
+
+    // MARK: expiry
+
+    /// Deletes expired committed offsets (Kafka's offset expiration, KIP-211): a group with
+    /// members keeps them all; an empty group's expire `offsets.retention.minutes` after it
+    /// became empty; offsets committed outside any group (no protocol type) expire that long
+    /// after their commit; a commit that set its own expire timestamp (OffsetCommit v1)
+    /// expires then. Tombstones go to `__consumer_offsets`; an empty group left with no
+    /// offsets is deleted too (it becomes Dead).
+    func expireOffsets(nowMs: Int64) {
+        let retention = config.offsetsRetentionMs
+        for g in groups.values.sorted(by: { $0.groupId < $1.groupId }) where g.isEmpty && g.phase == .empty {
+            var expired: [TopicPartitionKey] = []
+            for (tp, o) in g.offsets {
+                let base: Int64
+                if o.expireTimestamp >= 0 {
+                    if nowMs >= o.expireTimestamp { expired.append(tp) }
+                    continue
+                } else if g.protocolType != nil && g.stateTimestampMs >= 0 {
+                    base = g.stateTimestampMs
+                } else {
+                    base = o.commitTimestamp
+                }
+                if nowMs - base >= retention { expired.append(tp) }
+            }
+            guard !expired.isEmpty else { continue }
+            var records: [(key: ByteBuffer, value: ByteBuffer?)] = []
+            for tp in expired.sorted(by: { ($0.topic, $0.partition) < ($1.topic, $1.partition) }) {
+                if let rec = try? Self.offsetRecord(group: g.groupId, tp: tp, value: nil) { records.append(rec) }
+            }
+            let deleteGroup = expired.count == g.offsets.count
+            if deleteGroup, let rec = try? Self.groupRecord(g, nowMs: nowMs, tombstone: true) { records.append(rec) }
+            let groupId = g.groupId
+            logger.info("expiring committed offsets", metadata: ["group": "\(groupId)", "partitions": "\(expired.count)",
+                                                                 "groupDeleted": "\(deleteGroup)"])
+            append(groupId, records).whenSuccess { code in
+                guard code == .noError, let g = self.groups[groupId], g.isEmpty else { return }
+                for tp in expired { g.offsets[tp] = nil }
+                if deleteGroup && g.offsets.isEmpty { self.groups[groupId] = nil }
+            }
+        }
+    }
 }

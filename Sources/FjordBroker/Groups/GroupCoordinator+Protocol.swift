@@ -301,6 +301,10 @@ extension GroupCoordinator {
             if expired { membersChanged(g) }
             if g.phase == .preparingRebalance { maybeCompleteJoin(g, nowMs: now) }
         }
+        if now >= nextExpiryCheckMs {
+            nextExpiryCheckMs = now + config.offsetsRetentionCheckIntervalMs
+            expireOffsets(nowMs: now)
+        }
     }
 
     func persistGroup(_ g: ConsumerGroup, nowMs: Int64) {

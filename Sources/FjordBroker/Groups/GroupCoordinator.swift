@@ -26,6 +26,11 @@ public struct GroupCoordinatorConfig: Sendable {
     public var offsetMetadataMaxBytes: Int = 4096
     /// `offsets.commit.timeout.ms` (5000).
     public var commitTimeoutMs: Int32 = 5000
+    /// `offsets.retention.minutes` (7 days) in ms: committed offsets of a group that has been
+    /// empty this long (or of a standalone commit this old) are deleted.
+    public var offsetsRetentionMs: Int64 = 10_080 * 60_000
+    /// `offsets.retention.check.interval.ms` (10 minutes).
+    public var offsetsRetentionCheckIntervalMs: Int64 = 600_000
 
     public init() {}
 }
@@ -47,6 +52,8 @@ public final class GroupCoordinator: @unchecked Sendable {
     /// `__consumer_offsets` partitions whose groups are loaded here, with the leader epoch.
     var owned: [Int32: Int32] = [:]
     private var tickTask: RepeatedTask?
+    /// When the next offset-expiry pass is due.
+    var nextExpiryCheckMs: Int64 = 0
     private var creatingTopic = false
 
     public init(config: GroupCoordinatorConfig, replicaManager: ReplicaManager, loop: EventLoop, clock: @escaping @Sendable () -> Int64, logger: Logger) {
