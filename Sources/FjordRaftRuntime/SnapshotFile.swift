@@ -14,7 +14,9 @@ public enum SnapshotFile {
     static let recordsPerBatch = 1000
 
     /// The file's bytes for `values` (each a record value) as of `id`.
-    public static func encode(_ values: [ByteBuffer], id: SnapshotId, lastContainedLogTimestamp: Int64) throws -> ByteBuffer {
+    /// `control` records (KRaft version, voters) follow the header, one control batch each.
+    public static func encode(_ values: [ByteBuffer], id: SnapshotId, lastContainedLogTimestamp: Int64,
+                              control: [(ControlRecordType, ByteBuffer)] = []) throws -> ByteBuffer {
         var file = ByteBuffer()
         var header = SnapshotHeaderRecord()
         header.version = 0
@@ -24,6 +26,12 @@ public enum SnapshotFile {
                                                     partitionLeaderEpoch: id.epoch, timestamp: lastContainedLogTimestamp).buffer
         file.writeBuffer(&h)
         offset += 1
+        for (type, value) in control {
+            var c = try RecordBatchBuilder.controlBatch(type: type, value: value, baseOffset: offset, partitionLeaderEpoch: id.epoch,
+                                                        timestamp: lastContainedLogTimestamp).buffer
+            file.writeBuffer(&c)
+            offset += 1
+        }
         var i = 0
         while i < values.count {
             var b = RecordBatchBuilder(baseOffset: offset, partitionLeaderEpoch: id.epoch)

@@ -7,6 +7,7 @@ import FjordMetadata
 import FjordProtocol
 import FjordRaft
 import FjordRaftRuntime
+import FjordRecords
 import FjordStorage
 import FjordWire
 import Logging
@@ -41,6 +42,8 @@ public final class FjordNode: @unchecked Sendable {
     private var dispatcher: NodeDispatcher?
     private let locks: [DirectoryLock]
     private let leader = NIOLockedValueBox<Int32>(-1)
+    /// A dynamic quorum's voters' metadata directory ids (DescribeQuorum reports them).
+    private(set) var voterDirectoryIds: [Int32: KafkaUUID] = [:]
     /// On a broker, the newest image its partitions have applied (set after
     /// `ReplicaManager.applyImage` returns).
     private let appliedImage = NIOLockedValueBox<MetadataImage?>(nil)
@@ -56,6 +59,19 @@ public final class FjordNode: @unchecked Sendable {
     /// Checks the directories (formatted, one cluster, this node), locks them and opens the
     /// metadata log. Throws with Kafka's message when a directory is not usable.
     public init(config: ServerConfig, logger: Logger) throws {
+        var config = config
+        var snapshotControl: [(ControlRecordType, ByteBuffer)] = []
+        if config.voters.isEmpty {
+            // controller.quorum.bootstrap.servers only: the voters come from the storage or
+            // from the bootstrap controllers, and every snapshot this node writes keeps them.
+            config = config.withVoters(try QuorumBootstrap.resolve(config, logger: logger))
+            let stored = try QuorumBootstrap.readVoters(metadataDir: config.metadataLogDir)
+            let voters = stored ?? config.voters.map {
+                QuorumBootstrap.Voter(id: $0.id, directoryId: .zero, host: $0.host, port: $0.port, listenerName: config.controllerListenerNames.first ?? "CONTROLLER")
+            }
+            snapshotControl = try QuorumBootstrap.controlRecords(voters)
+            voterDirectoryIds = Dictionary(voters.map { ($0.id, $0.directoryId) }, uniquingKeysWith: { a, _ in a }).filter { $0.value != .zero }
+        }
         self.config = config
         self.logger = logger
         self.clusterId = try StorageTool.verifyFormatted(config: config)
@@ -97,7 +113,7 @@ public final class FjordNode: @unchecked Sendable {
         if let v = config.properties["metadata.log.max.snapshot.interval.ms"].flatMap(Int64.init) { policy.maxIntervalMs = v }
         if let v = config.properties["metadata.max.retention.bytes"].flatMap(Int64.init) { policy.retentionBytes = v }
         if let v = config.properties["metadata.max.retention.ms"].flatMap(Int64.init) { policy.retentionMs = v }
-        publisher = MetadataPublisher(raft: raft, policy: policy, snapshotLoop: metadataGroup.next(), logger: logger)
+        publisher = MetadataPublisher(raft: raft, policy: policy, snapshotLoop: metadataGroup.next(), control: snapshotControl, logger: logger)
         try publisher.loadLatestSnapshot()
         controllerChannel = ControllerChannel(raft: raft, group: group, voters: config.voters, nodeId: config.nodeId, logger: logger)
         if config.isController {
@@ -277,6 +293,7 @@ public final class FjordNode: @unchecked Sendable {
         func state(_ id: Int32, _ p: ReplicaProgress?) -> DescribeQuorumResponse.ReplicaState {
             var r = DescribeQuorumResponse.ReplicaState()
             r.replicaId = id
+            if let d = voterDirectoryIds[id] { r.replicaDirectoryId = d }
             if id == s.nodeId {
                 r.logEndOffset = s.logEndOffset
                 r.lastFetchTimestamp = s.nowMs

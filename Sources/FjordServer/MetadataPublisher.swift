@@ -35,6 +35,8 @@ public final class MetadataPublisher: @unchecked Sendable {
     let policy: SnapshotPolicy
     /// Where snapshots are encoded and written (never the Raft loop).
     let snapshotLoop: EventLoop
+    /// Control records every snapshot carries (a dynamic quorum's voters).
+    let control: [(ControlRecordType, ByteBuffer)]
     private let lock = NIOLock()
     private var _image = MetadataImage()
     /// The next offset to read (every record below it is in the image).
@@ -48,8 +50,10 @@ public final class MetadataPublisher: @unchecked Sendable {
     private var lastSnapshotEnd: Int64 = 0
     private var snapshotInFlight = false
 
-    public init(raft: RaftRuntime, policy: SnapshotPolicy = SnapshotPolicy(), snapshotLoop: EventLoop, logger: Logger) {
+    public init(raft: RaftRuntime, policy: SnapshotPolicy = SnapshotPolicy(), snapshotLoop: EventLoop,
+                control: [(ControlRecordType, ByteBuffer)] = [], logger: Logger) {
         self.raft = raft
+        self.control = control
         self.logger = logger
         self.policy = policy
         self.snapshotLoop = snapshotLoop
@@ -175,13 +179,14 @@ public final class MetadataPublisher: @unchecked Sendable {
         let raft = self.raft
         let policy = self.policy
         let logger = self.logger
+        let control = self.control
         snapshotLoop.execute {
             let started = RaftRuntime.wallClockMs()
             var written = false
             var size = 0
             do {
                 let values = try image.snapshotRecords().map { try $0.encode() }
-                let bytes = try SnapshotFile.encode(values, id: id, lastContainedLogTimestamp: timestamp)
+                let bytes = try SnapshotFile.encode(values, id: id, lastContainedLogTimestamp: timestamp, control: control)
                 size = bytes.readableBytes
                 try SnapshotFile.write(bytes, id: id, dir: raft.log.dir)
                 written = true

@@ -248,7 +248,9 @@ public struct ServerConfig: Sendable {
             guard names.contains(c) else {
                 throw ConfigError(key: "controller.listener.names", "the controller listener \(c) is not in listeners (\(value("listeners")))")
             }
-            guard vs.contains(where: { $0.id == nid }) else {
+            // With controller.quorum.bootstrap.servers only, the voters come from the
+            // storage (format --standalone / --initial-controllers): see QuorumBootstrap.
+            guard vs.isEmpty || vs.contains(where: { $0.id == nid }) else {
                 throw ConfigError(key: "controller.quorum.voters", "node.id \(nodeId) has the controller role but is not one of the voters")
             }
         } else if names.contains(where: { cln.contains($0) }) {
@@ -305,6 +307,18 @@ public struct ServerConfig: Sendable {
         raft.appendLingerMs = try int("controller.quorum.append.linger.ms", Int64.self, min: 0)
         raft.fetchMaxWaitMs = Int32(min(Int64(500), raft.fetchTimeoutMs / 2))
         self.raft = raft
+    }
+
+    /// Whether the voters come from the storage and the bootstrap servers (no static
+    /// `controller.quorum.voters`).
+    public var isDynamicQuorum: Bool { properties["controller.quorum.voters"]?.trimmingWhitespace.isEmpty ?? true }
+
+    /// This configuration with `voters` as the quorum (resolved for a dynamic quorum).
+    public func withVoters(_ voters: [QuorumVoter]) -> ServerConfig {
+        var c = self
+        c.voters = voters
+        c.raft.voters = voters.map(\.id).sorted()
+        return c
     }
 
     /// Keys in the file that this build does not know (warned about at start).

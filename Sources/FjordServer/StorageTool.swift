@@ -18,8 +18,12 @@ public enum StorageTool {
 
     /// Formats every log directory and the metadata directory of `config`. Returns the lines
     /// Kafka prints. Directories already formatted are an error unless `ignoreFormatted`.
+    /// With `initialVoters` (a dynamic quorum's `--standalone` / `--initial-controllers`), the
+    /// metadata directory also gets the bootstrap snapshot naming them, and
+    /// `metadataDirectoryId` as its directory id (the one the voter set names).
     public static func format(config: ServerConfig, clusterId: String, ignoreFormatted: Bool,
-                              releaseVersion: MetadataVersion = defaultMetadataVersion) throws -> [String] {
+                              releaseVersion: MetadataVersion = defaultMetadataVersion,
+                              initialVoters: [QuorumBootstrap.Voter]? = nil, metadataDirectoryId: KafkaUUID? = nil) throws -> [String] {
         guard KafkaUUID(clusterId) != nil else {
             throw Failure("Cluster ID string \(clusterId) does not appear to be a valid UUID: it must be 22 characters of URL-safe base64 (use `fjord storage random-uuid`)")
         }
@@ -50,8 +54,13 @@ public enum StorageTool {
             out.append("Formatting \(kind) \(dir) with metadata.version \(releaseVersion.name).")
             if dir == config.metadataLogDir {
                 try writeBootstrapCheckpoint(dir: dir, version: releaseVersion)
+                if let vs = initialVoters {
+                    try QuorumBootstrap.writeInitialVoters(vs, metadataDir: dir)
+                    out.append("Bootstrapping the dynamic quorum with voters \(vs.map { "\($0.id)@\($0.host):\($0.port)" }.joined(separator: ",")).")
+                }
             }
-            let meta = MetaProperties(clusterId: clusterId, nodeId: config.nodeId, directoryId: KafkaUUID.random())
+            let dirId = dir == config.metadataLogDir ? (metadataDirectoryId ?? KafkaUUID.random()) : KafkaUUID.random()
+            let meta = MetaProperties(clusterId: clusterId, nodeId: config.nodeId, directoryId: dirId)
             try meta.write(dir: dir, comment: "Written by fjord storage format")
             try FileSystem.syncDirectory(dir)
         }

@@ -44,36 +44,53 @@ public final class LocalCluster: @unchecked Sendable {
     }
 
     /// Writes the properties of `count` combined nodes (plus `extra` lines) and formats them
-    /// with one new cluster id.
-    public init(count: Int, extra: [String] = []) throws {
+    /// with one new cluster id. With `dynamicQuorum` the nodes name the controllers in
+    /// `controller.quorum.bootstrap.servers` (no `controller.quorum.voters`) and are
+    /// formatted with `--initial-controllers`; `brokers` adds that many broker-only nodes
+    /// (ids after the combined ones).
+    public init(count: Int, extra: [String] = [], dynamicQuorum: Bool = false, brokers: Int = 0) throws {
         fjord = try Self.fjordBinary()
         dir = try TestPython.temporaryDirectory("fjord-cluster")
-        nodes = (1...count).map { Int32($0) }
+        nodes = (1...(count + brokers)).map { Int32($0) }
+        let combined = Array(nodes.prefix(count))
         var bp: [Int32: Int] = [:], cp: [Int32: Int] = [:]
         for n in nodes {
             bp[n] = Self.freePort()
-            cp[n] = Self.freePort()
+            if combined.contains(n) { cp[n] = Self.freePort() }
         }
         brokerPorts = bp
         controllerPorts = cp
-        let voters = nodes.map { "\($0)@127.0.0.1:\(cp[$0]!)" }.joined(separator: ",")
+        let voters = combined.map { "\($0)@127.0.0.1:\(cp[$0]!)" }.joined(separator: ",")
+        let quorum = dynamicQuorum
+            ? "controller.quorum.bootstrap.servers=" + combined.map { "127.0.0.1:\(cp[$0]!)" }.joined(separator: ",")
+            : "controller.quorum.voters=\(voters)"
         clusterId = try Self.output(fjord, ["storage", "random-uuid"]).trimmingCharacters(in: .whitespacesAndNewlines)
+        var initial: [String] = []
+        if dynamicQuorum {
+            for n in combined {
+                let dirId = try Self.output(fjord, ["storage", "random-uuid"]).trimmingCharacters(in: .whitespacesAndNewlines)
+                initial.append("\(n)@127.0.0.1:\(cp[n]!):\(dirId)")
+            }
+        }
         for n in nodes {
+            let isController = combined.contains(n)
             let props = [
-                "process.roles=broker,controller",
+                isController ? "process.roles=broker,controller" : "process.roles=broker",
                 "node.id=\(n)",
-                "controller.quorum.voters=\(voters)",
-                "listeners=PLAINTEXT://127.0.0.1:\(bp[n]!),CONTROLLER://127.0.0.1:\(cp[n]!)",
+                quorum,
+                isController ? "listeners=PLAINTEXT://127.0.0.1:\(bp[n]!),CONTROLLER://127.0.0.1:\(cp[n]!)" : "listeners=PLAINTEXT://127.0.0.1:\(bp[n]!)",
                 "advertised.listeners=PLAINTEXT://127.0.0.1:\(bp[n]!)",
                 "controller.listener.names=CONTROLLER",
                 "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
                 "inter.broker.listener.name=PLAINTEXT",
                 "log.dirs=\(dir)/data\(n)",
-                "default.replication.factor=\(min(3, count))",
-                "min.insync.replicas=\(count >= 3 ? 2 : 1)",
+                "default.replication.factor=\(min(3, nodes.count))",
+                "min.insync.replicas=\(nodes.count >= 3 ? 2 : 1)",
             ] + extra
             try (props.joined(separator: "\n") + "\n").write(toFile: propertiesPath(n), atomically: true, encoding: .utf8)
-            _ = try Self.output(fjord, ["storage", "format", "-t", clusterId, "-c", propertiesPath(n)])
+            var args = ["storage", "format", "-t", clusterId, "-c", propertiesPath(n)]
+            if dynamicQuorum && isController { args += ["--initial-controllers", initial.joined(separator: ",")] }
+            _ = try Self.output(fjord, args)
         }
     }
 
@@ -93,7 +110,8 @@ public final class LocalCluster: @unchecked Sendable {
         p.standardError = log
         try p.run()
         processes[n] = p
-        try waitForPort(controllerPorts[n]!, seconds: 30)
+        // A broker-only node has no controller port; its broker port opens once it is unfenced.
+        if let cport = controllerPorts[n] { try waitForPort(cport, seconds: 30) }
     }
 
     /// Starts every node, then waits until each serves clients (its broker listener opens

@@ -35,21 +35,56 @@ struct StorageCommand: ParsableCommand {
         var releaseVersion: String?
 
         @Flag(name: [.customShort("s"), .customLong("standalone")],
-              help: "Used to initialize a controller as a single-node dynamic quorum (Fjord uses the static controller.quorum.voters).")
+              help: "Used to initialize a controller as a single-node dynamic quorum (with controller.quorum.bootstrap.servers instead of controller.quorum.voters).")
         var standalone = false
 
         @Option(name: [.customShort("I"), .customLong("initial-controllers")],
-                help: "Initial dynamic quorum voters (Fjord uses the static controller.quorum.voters).")
+                help: "The initial voters of a dynamic quorum: id@host:port:directoryId,... (with controller.quorum.bootstrap.servers).")
         var initialControllers: String?
 
-        @Flag(name: [.customShort("N"), .customLong("no-initial-controllers")], help: "Do not set initial controllers.")
+        @Flag(name: [.customShort("N"), .customLong("no-initial-controllers")],
+              help: "Format a controller of a dynamic quorum without initial voters (it joins as an observer).")
         var noInitialControllers = false
 
         func run() throws {
             let cfg = try loadConfig(config)
-            if standalone || initialControllers != nil {
-                if !cfg.voters.isEmpty {
+            if [standalone, initialControllers != nil, noInitialControllers].filter({ $0 }).count > 1 {
+                stderr("Only one of --standalone, --initial-controllers and --no-initial-controllers may be given.")
+                throw ExitCode.failure
+            }
+            var initialVoters: [QuorumBootstrap.Voter]? = nil
+            var metadataDirectoryId: KafkaUUID? = nil
+            if !cfg.isDynamicQuorum {
+                if standalone || initialControllers != nil {
                     stderr("controller.quorum.voters is set: the quorum is static, so --standalone/--initial-controllers are not used.")
+                }
+            } else if cfg.isController {
+                let listener = cfg.controllerListenerNames.first ?? "CONTROLLER"
+                if standalone {
+                    guard let l = cfg.listeners.first(where: { $0.listenerName == listener }) else {
+                        stderr("The controller listener \(listener) is not in listeners.")
+                        throw ExitCode.failure
+                    }
+                    let dirId = KafkaUUID.random()
+                    metadataDirectoryId = dirId
+                    initialVoters = [QuorumBootstrap.Voter(id: cfg.nodeId, directoryId: dirId, host: l.host.isEmpty ? "localhost" : l.host,
+                                                           port: l.port, listenerName: listener)]
+                } else if let text = initialControllers {
+                    do {
+                        let vs = try QuorumBootstrap.parseInitialControllers(text, listenerName: listener)
+                        guard let me = vs.first(where: { $0.id == cfg.nodeId }) else {
+                            stderr("--initial-controllers does not name this node (node.id \(cfg.nodeId)).")
+                            throw ExitCode.failure
+                        }
+                        metadataDirectoryId = me.directoryId
+                        initialVoters = vs
+                    } catch let e as QuorumBootstrap.Failure {
+                        stderr(e.description)
+                        throw ExitCode.failure
+                    }
+                } else if !noInitialControllers {
+                    stderr("Because controller.quorum.voters is not set on this controller, you must specify one of the following: --standalone, --initial-controllers, or --no-initial-controllers.")
+                    throw ExitCode.failure
                 }
             }
             var mv = StorageTool.defaultMetadataVersion
@@ -61,7 +96,8 @@ struct StorageCommand: ParsableCommand {
                 mv = v
             }
             do {
-                for line in try StorageTool.format(config: cfg, clusterId: clusterId, ignoreFormatted: ignoreFormatted, releaseVersion: mv) {
+                for line in try StorageTool.format(config: cfg, clusterId: clusterId, ignoreFormatted: ignoreFormatted, releaseVersion: mv,
+                                                   initialVoters: initialVoters, metadataDirectoryId: metadataDirectoryId) {
                     print(line)
                 }
             } catch {

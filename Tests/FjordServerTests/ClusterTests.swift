@@ -125,4 +125,49 @@ final class ClusterTests: XCTestCase {
         XCTAssertNotEqual(r.status, 0)
         XCTAssertTrue(r.stderr.contains("Invalid cluster.id"), r.stderr)
     }
+
+    /// KIP-853's bootstrap: controllers configured with controller.quorum.bootstrap.servers
+    /// (no controller.quorum.voters) and formatted with --initial-controllers, plus a
+    /// broker-only node that learns the quorum from the bootstrap servers. The voters
+    /// survive in every snapshot after the bootstrap snapshot is trimmed away.
+    func testDynamicQuorumFromInitialControllers() throws {
+        let c = try LocalCluster(count: 3, extra: [
+            "metadata.log.max.record.bytes.between.snapshots=2048", "metadata.max.retention.bytes=0", "metadata.log.segment.bytes=8192",
+        ], dynamicQuorum: true, brokers: 1)
+        defer { c.stopAll() }
+        try c.startAll()
+        let status = LocalCluster.eventually(20) { () -> [String: String]? in
+            guard let s = c.quorumStatus(via: 2), let l = s["LeaderId"], l != "-1", s["CurrentObservers"]?.contains("\"id\": 4") == true else { return nil }
+            return s
+        }
+        let s = try XCTUnwrap(status, "no leader, or broker 4 is not an observer")
+        let voters = s["CurrentVoters"] ?? ""
+        XCTAssertEqual(voters.components(separatedBy: "\"id\":").count, 4, voters)
+        XCTAssertFalse(voters.contains("AAAAAAAAAAAAAAAAAAAAAA"), "voters carry their directory ids: \(voters)")
+        for i in 1...20 {
+            _ = try c.fjordOutput(["topics", "--bootstrap-server", "127.0.0.1:\(c.brokerPorts[4]!)", "--create", "--topic", "dq-\(i)",
+                                   "--partitions", "1", "--replication-factor", "3"], timeout: 30)
+        }
+        let metaDir = "\(c.dir)/data1/__cluster_metadata-0"
+        let trimmed = LocalCluster.eventually(20) { () -> [String]? in
+            let files = ((try? FileManager.default.contentsOfDirectory(atPath: metaDir)) ?? []).filter { $0.hasSuffix(".checkpoint") }
+            return !files.isEmpty && !files.contains("00000000000000000000-0000000000.checkpoint") ? files : nil
+        }
+        XCTAssertNotNil(trimmed, "the bootstrap snapshot was not replaced by newer ones")
+        // A restart reads the voters from the newest snapshot.
+        c.kill9(1)
+        try c.start(1)
+        try c.waitForBroker(1, seconds: 40)
+        let after = LocalCluster.eventually(20) { () -> [String: String]? in
+            guard let s = c.quorumStatus(via: 1), let l = s["LeaderId"], l != "-1" else { return nil }
+            return s
+        }
+        XCTAssertEqual(after?["CurrentVoters"]?.components(separatedBy: "\"id\":").count, 4, "\(String(describing: after))")
+        let listed = try c.fjordOutput(["topics", "--bootstrap-server", "127.0.0.1:\(c.brokerPorts[1]!)", "--list"])
+        XCTAssertEqual(listed.split(separator: "\n").filter { $0.hasPrefix("dq-") }.count, 20, listed)
+        // A controller of a dynamic quorum cannot be formatted without saying how it joins.
+        let r = try LocalCluster.run(c.fjord, ["storage", "format", "-t", c.clusterId, "-c", c.propertiesPath(2)])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("--standalone, --initial-controllers, or --no-initial-controllers") || r.stderr.contains("already formatted"), r.stderr)
+    }
 }
