@@ -94,7 +94,9 @@ public final class FjordNode: @unchecked Sendable {
             }
             logManager = try LogManager(logDirs: config.logDirs, defaultConfig: logConfig, nowMs: RaftRuntime.wallClockMs(), logger: logger)
         }
-        let threads = max(2, System.coreCount)
+        // num.network.threads event loops serve the connections and the requests on them
+        // (Fjord handles a request on its connection's loop; num.io.threads has no pool to size).
+        let threads = max(1, config.properties["num.network.threads"].flatMap(Int.init) ?? 3)
         group = MultiThreadedEventLoopGroup(numberOfThreads: threads)
         transport = NetworkRaftTransport(group: group, voters: config.voters, clusterId: clusterId,
                                          requestTimeoutMs: config.raft.requestTimeoutMs, logger: logger)
@@ -161,7 +163,8 @@ public final class FjordNode: @unchecked Sendable {
         controller?.start()
         let dispatcher = NodeDispatcher(node: self)
         self.dispatcher = dispatcher
-        let server = KafkaServer(group: group, maxFrameSize: config.socketRequestMaxBytes, logger: logger)
+        let server = KafkaServer(group: group, maxFrameSize: config.socketRequestMaxBytes,
+                                 maxQueuedRequests: config.properties["queued.max.requests"].flatMap(Int.init) ?? 500, logger: logger)
         if config.isController, let l = config.controllerListener {
             try server.bind(l, controllerListener: true, dispatcher: dispatcher)
         }

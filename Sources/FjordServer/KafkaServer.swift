@@ -33,12 +33,16 @@ public final class KafkaServer: @unchecked Sendable {
     let group: EventLoopGroup
     let logger: Logger
     let maxFrameSize: Int
+    /// `queued.max.requests`: requests one connection may have in flight before the server
+    /// stops reading from it (backpressure instead of an unbounded queue).
+    let maxQueuedRequests: Int
     private let channels = NIOLockedValueBox<[Channel]>([])
     private let closed = NIOLockedValueBox(false)
 
-    public init(group: EventLoopGroup, maxFrameSize: Int, logger: Logger) {
+    public init(group: EventLoopGroup, maxFrameSize: Int, maxQueuedRequests: Int = 500, logger: Logger) {
         self.group = group
         self.maxFrameSize = maxFrameSize
+        self.maxQueuedRequests = max(1, maxQueuedRequests)
         self.logger = logger
     }
 
@@ -52,6 +56,7 @@ public final class KafkaServer: @unchecked Sendable {
     public func bindAsync(_ endpoint: ListenerEndpoint, controllerListener: Bool, dispatcher: RequestDispatcher) -> EventLoopFuture<Int> {
         let logger = self.logger
         let maxFrameSize = self.maxFrameSize
+        let maxQueued = self.maxQueuedRequests
         let host = endpoint.host.isEmpty ? "0.0.0.0" : endpoint.host
         return ServerBootstrap(group: group)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
@@ -61,7 +66,7 @@ public final class KafkaServer: @unchecked Sendable {
             .childChannelInitializer { ch in
                 ch.eventLoop.makeCompletedFuture {
                     let handler = ServerRequestHandler(listenerName: endpoint.listenerName, controllerListener: controllerListener,
-                                                       dispatcher: dispatcher, logger: logger)
+                                                       dispatcher: dispatcher, maxQueued: maxQueued, logger: logger)
                     try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameSize: maxFrameSize)))
                     try ch.pipeline.syncOperations.addHandler(MessageToByteHandler(KafkaFrameEncoder()))
                     try ch.pipeline.syncOperations.addHandler(handler)
@@ -107,8 +112,13 @@ final class ServerRequestHandler: ChannelInboundHandler, @unchecked Sendable {
     private var remote = "?"
     /// Brokers whose heartbeats arrived on this connection.
     private var heartbeatBrokers: Set<Int32> = []
+    let maxQueued: Int
+    /// Requests read and not yet answered; at `maxQueued` reading pauses.
+    private var outstanding = 0
+    private var readingPaused = false
 
-    init(listenerName: String, controllerListener: Bool, dispatcher: RequestDispatcher, logger: Logger) {
+    init(listenerName: String, controllerListener: Bool, dispatcher: RequestDispatcher, maxQueued: Int = 500, logger: Logger) {
+        self.maxQueued = maxQueued
         self.listenerName = listenerName
         self.controllerListener = controllerListener
         self.dispatcher = dispatcher
@@ -198,6 +208,22 @@ final class ServerRequestHandler: ChannelInboundHandler, @unchecked Sendable {
         }
         next.whenFailure { _ in ctx.value.close(promise: nil) }
         tail = next
+        outstanding += 1
+        if outstanding >= maxQueued && !readingPaused {
+            readingPaused = true
+            context.channel.setOption(ChannelOptions.autoRead, value: false).whenFailure { _ in }
+        }
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        next.whenComplete { _ in handler.value.requestDone(ctx.value) }
+    }
+
+    private func requestDone(_ context: ChannelHandlerContext) {
+        outstanding -= 1
+        if readingPaused && outstanding < maxQueued {
+            readingPaused = false
+            context.channel.setOption(ChannelOptions.autoRead, value: true).whenFailure { _ in }
+            context.read()
+        }
     }
 
     /// ApiVersions with KIP-511: an unknown (newer) version is answered at v0 with

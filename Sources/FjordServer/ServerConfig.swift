@@ -135,6 +135,7 @@ public struct ServerConfig: Sendable {
         "replica.fetch.max.bytes": "1048576",
         "num.network.threads": "3",
         "num.io.threads": "8",
+        "queued.max.requests": "500",
         "num.recovery.threads.per.data.dir": "2",
         "socket.send.buffer.bytes": "102400",
         "socket.receive.buffer.bytes": "102400",
@@ -153,7 +154,7 @@ public struct ServerConfig: Sendable {
         "num.replica.fetchers", "log.retention.minutes", "log.retention.ms", "log.roll.ms", "log.flush.interval.ms",
         "log.flush.scheduler.interval.ms", "log.cleaner.enable", "log.cleaner.threads", "compression.type",
         "zookeeper.connect", "broker.rack", "group.coordinator.rebalance.protocols", "share.coordinator.state.topic.replication.factor",
-        "share.coordinator.state.topic.min.isr", "queued.max.requests", "connections.max.idle.ms",
+        "share.coordinator.state.topic.min.isr", "connections.max.idle.ms",
         "transaction.max.timeout.ms", "producer.id.expiration.ms",
         "log.cleaner.dedupe.buffer.size", "background.threads", "initial.broker.registration.timeout.ms",
     ]

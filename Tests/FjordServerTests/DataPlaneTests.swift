@@ -133,4 +133,30 @@ final class DataPlaneTests: XCTestCase {
         let out = String(decoding: try TestPython.run(script, args: [c.bootstrap], timeout: 120), as: UTF8.self)
         XCTAssertTrue(out.contains("ok"), out)
     }
+
+    /// queued.max.requests=1 and one network thread: a pipelining client (librdkafka keeps
+    /// several requests in flight) is slowed by backpressure, never stuck or reordered.
+    func testBackpressureWithOneQueuedRequest() throws {
+        let c = try LocalCluster(count: 1, extra: ["queued.max.requests=1", "num.network.threads=1"])
+        defer { c.stopAll() }
+        try c.startAll()
+        let script = #"""
+            import sys, time
+            from confluent_kafka import Producer, Consumer, TopicPartition
+            bs = sys.argv[1]
+            p = Producer({"bootstrap.servers": bs, "linger.ms": 0, "batch.num.messages": 1, "max.in.flight": 5})
+            for i in range(3000): p.produce("bp", value=b"%d" % i, partition=0)
+            assert p.flush(60) == 0
+            c = Consumer({"bootstrap.servers": bs, "group.id": "bp", "enable.auto.commit": False})
+            c.assign([TopicPartition("bp", 0, 0)])
+            got, deadline = [], time.time() + 60
+            while len(got) < 3000 and time.time() < deadline:
+                m = c.poll(1.0)
+                if m is not None and not m.error(): got.append(int(m.value()))
+            assert got == list(range(3000)), (len(got), got[:5])
+            print("ok")
+            """#
+        let out = String(decoding: try TestPython.run(script, args: [c.bootstrap], timeout: 120), as: UTF8.self)
+        XCTAssertTrue(out.contains("ok"), out)
+    }
 }
