@@ -9,7 +9,9 @@ extension ReplicaManager {
     /// Fetch from consumers (up to the high watermark) and from follower replicas (up to the
     /// log end; their fetch offset is their progress). Waits up to `maxWaitMs` for
     /// `minBytes` of data; appends and high-watermark moves wake it early.
-    public func fetch(_ r: FetchRequest, version: Int16, on loop: EventLoop) -> EventLoopFuture<FetchResponse> {
+    ///
+    /// With `zeroCopy` the records stay in the segment files (see `SplicedFetchResponse`).
+    public func fetch(_ r: FetchRequest, version: Int16, on loop: EventLoop, zeroCopy: Bool = false) -> EventLoopFuture<SplicedFetchResponse> {
         let replicaId = version >= 15 ? r.replicaState.replicaId : r.replicaId
         let isFollower = replicaId >= 0
         let now = clock()
@@ -60,14 +62,14 @@ extension ReplicaManager {
             }
         }
         let maxBytes = Int(min(r.maxBytes, config.fetchMaxBytes > 0 && !isFollower ? config.fetchMaxBytes : r.maxBytes))
-        let first = readAll(items, version: version, isFollower: isFollower, maxBytes: maxBytes)
+        let first = readAll(items, version: version, isFollower: isFollower, maxBytes: maxBytes, zeroCopy: zeroCopy)
         let hasError = items.contains { $0.error != nil || $0.diverging != nil }
         if r.maxWaitMs <= 0 || first.bytes >= Int(max(1, r.minBytes)) || hasError || items.isEmpty {
             return loop.makeSucceededFuture(first.response)
         }
-        let promise = loop.makePromise(of: FetchResponse.self)
+        let promise = loop.makePromise(of: SplicedFetchResponse.self)
         let op = DelayedFetch(items: items, promise: promise, minBytes: Int(max(1, r.minBytes))) { [self] in
-            readAll(items, version: version, isFollower: isFollower, maxBytes: maxBytes)
+            readAll(items, version: version, isFollower: isFollower, maxBytes: maxBytes, zeroCopy: zeroCopy)
         }
         op.arm(loop: loop, timeoutMs: Int64(r.maxWaitMs))
         return promise.futureResult
@@ -84,8 +86,9 @@ extension ReplicaManager {
     }
 
     /// Reads every partition of a fetch; returns the response and the record bytes in it.
-    func readAll(_ items: [FetchItem], version: Int16, isFollower: Bool, maxBytes: Int) -> (response: FetchResponse, bytes: Int) {
+    func readAll(_ items: [FetchItem], version: Int16, isFollower: Bool, maxBytes: Int, zeroCopy: Bool) -> (response: SplicedFetchResponse, bytes: Int) {
         var resp = FetchResponse()
+        var splices: [SplicedFetchResponse.Splice] = []
         var topics: [Int: FetchResponse.FetchableTopicResponse] = [:]
         var order: [Int] = []
         var remaining = maxBytes
@@ -100,7 +103,7 @@ extension ReplicaManager {
                 pd.errorCode = err.rawValue
                 pd.highWatermark = -1
                 pd.logStartOffset = -1
-                if err == .notLeaderOrFollower || err == .fencedLeaderEpoch, !item.topicName.isEmpty {
+                if err == .notLeaderOrFollower || err == .fencedLeaderEpoch, !item.topicName.isEmpty, version >= 12 {
                     let hint = leaderHint(TopicPartition(item.topicName, item.request.partition))
                     pd.currentLeader.leaderId = hint.leaderId
                     pd.currentLeader.leaderEpoch = hint.leaderEpoch
@@ -124,11 +127,16 @@ extension ReplicaManager {
                         let limit = min(Int(max(0, item.request.partitionMaxBytes)), max(0, remaining))
                         do {
                             let read = try log.read(from: offset, maxBytes: limit, maxOffset: isFollower ? nil : hw, minOneBatch: total == 0)
-                            if let slice = read.slice {
-                                let bytes = try slice.read()
-                                pd.records = bytes
-                                total += bytes.readableBytes
-                                remaining -= bytes.readableBytes
+                            if let slice = read.slice, slice.length > 0 {
+                                if zeroCopy {
+                                    let marker = SplicedFetchResponse.newMarker()
+                                    splices.append(SplicedFetchResponse.Splice(marker: marker, slice: slice))
+                                    pd.records = marker
+                                } else {
+                                    pd.records = try slice.read()
+                                }
+                                total += slice.length
+                                remaining -= slice.length
                             }
                         } catch let e as LogAppendError {
                             pd.errorCode = e.code.rawValue
@@ -159,7 +167,7 @@ extension ReplicaManager {
                 return e
             }
         }
-        return (resp, total)
+        return (SplicedFetchResponse(response: resp, splices: splices), total)
     }
 }
 
@@ -167,15 +175,15 @@ extension ReplicaManager {
 final class DelayedFetch: @unchecked Sendable {
     private let lock = NIOLock()
     private let items: [ReplicaManager.FetchItem]
-    private let promise: EventLoopPromise<FetchResponse>
+    private let promise: EventLoopPromise<SplicedFetchResponse>
     private let minBytes: Int
-    private let read: () -> (response: FetchResponse, bytes: Int)
+    private let read: () -> (response: SplicedFetchResponse, bytes: Int)
     private var done = false
     private var waiterIds: [(Partition, Int)] = []
     private var timeout: Scheduled<Void>?
 
-    init(items: [ReplicaManager.FetchItem], promise: EventLoopPromise<FetchResponse>, minBytes: Int,
-         read: @escaping () -> (response: FetchResponse, bytes: Int)) {
+    init(items: [ReplicaManager.FetchItem], promise: EventLoopPromise<SplicedFetchResponse>, minBytes: Int,
+         read: @escaping () -> (response: SplicedFetchResponse, bytes: Int)) {
         self.items = items
         self.promise = promise
         self.minBytes = minBytes

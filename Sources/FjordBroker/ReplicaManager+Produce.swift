@@ -67,7 +67,7 @@ extension ReplicaManager {
                 guard let part = partition(tp), part.isLeader else {
                     let known = currentImage.topics[t.name]?.partitions[p.index] != nil
                     pr.errorCode = known ? ErrorCode.notLeaderOrFollower.rawValue : ErrorCode.unknownTopicOrPartition.rawValue
-                    if known {
+                    if known && version >= 10 {  // the hint is a v10+ tagged field
                         let hint = leaderHint(tp)
                         pr.currentLeader.leaderId = hint.leaderId
                         pr.currentLeader.leaderEpoch = hint.leaderEpoch
@@ -140,7 +140,7 @@ extension ReplicaManager {
         if waits.isEmpty || injectAckBeforeReplication { return loop.makeSucceededFuture(resp) }
         // acks=all: a delayed produce, completed by high-watermark changes or the timeout.
         let promise = loop.makePromise(of: ProduceResponse?.self)
-        let op = DelayedProduce(resp: resp, waits: waits, promise: promise, minIsr: { self.minInsyncReplicas($0) })
+        let op = DelayedProduce(resp: resp, waits: waits, promise: promise, version: version, minIsr: { self.minInsyncReplicas($0) })
         op.arm(loop: loop, timeoutMs: Int64(max(0, r.timeoutMs)))
         return promise.futureResult
     }
@@ -161,12 +161,15 @@ final class DelayedProduce: @unchecked Sendable {
     private let waits: [(t: Int, p: Int, partition: Partition, lastOffset: Int64)]
     private let promise: EventLoopPromise<ProduceResponse?>
     private let minIsr: (String) -> Int32
+    /// The request version (the leader hint exists from v10).
+    private let version: Int16
     private var done = false
     private var waiterIds: [Int] = []
     private var timeout: Scheduled<Void>?
 
     init(resp: ProduceResponse, waits: [(t: Int, p: Int, partition: Partition, lastOffset: Int64)],
-         promise: EventLoopPromise<ProduceResponse?>, minIsr: @escaping (String) -> Int32) {
+         promise: EventLoopPromise<ProduceResponse?>, version: Int16, minIsr: @escaping (String) -> Int32) {
+        self.version = version
         self.resp = resp
         self.waits = waits
         self.promise = promise
@@ -191,8 +194,10 @@ final class DelayedProduce: @unchecked Sendable {
                 var pr = r.responses[w.t].partitionResponses[w.p]
                 if !st.isLeader {
                     pr.errorCode = ErrorCode.notLeaderOrFollower.rawValue
-                    pr.currentLeader.leaderId = st.leaderId
-                    pr.currentLeader.leaderEpoch = st.leaderEpoch
+                    if version >= 10 {
+                        pr.currentLeader.leaderId = st.leaderId
+                        pr.currentLeader.leaderEpoch = st.leaderEpoch
+                    }
                 } else if w.partition.log.highWatermark > w.lastOffset {
                     let need = minIsr(w.partition.topicPartition.topic)
                     if Int32(st.isr.count) < need {

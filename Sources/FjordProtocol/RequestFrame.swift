@@ -66,6 +66,19 @@ public enum KafkaFrames {
     }
 
     /// A response: header v0 or v1 as the API and version require, then the body.
+    /// A whole response frame: the 4-byte size, then header and body, in one buffer (no
+    /// second copy to prepend the size).
+    public static func framedResponse<R: KafkaResponse>(_ body: R, version: Int16, correlationId: Int32) throws -> ByteBuffer {
+        var buf = ByteBuffer()
+        buf.writeInteger(Int32(0))
+        var header = ResponseHeader()
+        header.correlationId = correlationId
+        try header.encode(to: &buf, version: R.apiKey.responseHeaderVersion(for: version))
+        try body.encode(to: &buf, version: version)
+        buf.setInteger(Int32(buf.readableBytes - 4), at: buf.readerIndex)
+        return buf
+    }
+
     public static func response<R: KafkaResponse>(_ body: R, version: Int16, correlationId: Int32) throws -> ByteBuffer {
         var buf = ByteBuffer()
         var header = ResponseHeader()

@@ -67,8 +67,9 @@ public final class KafkaServer: @unchecked Sendable {
                 ch.eventLoop.makeCompletedFuture {
                     let handler = ServerRequestHandler(listenerName: endpoint.listenerName, controllerListener: controllerListener,
                                                        dispatcher: dispatcher, maxQueued: maxQueued, logger: logger)
+                    // Responses are framed by the handler (sizes included): Fetch responses go
+                    // out as buffers and file regions (sendfile).
                     try ch.pipeline.syncOperations.addHandler(ByteToMessageHandler(KafkaFrameDecoder(maxFrameSize: maxFrameSize)))
-                    try ch.pipeline.syncOperations.addHandler(MessageToByteHandler(KafkaFrameEncoder()))
                     try ch.pipeline.syncOperations.addHandler(handler)
                 }
             }
@@ -100,7 +101,7 @@ public final class KafkaServer: @unchecked Sendable {
 /// request order. Unparseable frames close the connection with a log line, as Kafka does.
 final class ServerRequestHandler: ChannelInboundHandler, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
-    typealias OutboundOut = ByteBuffer
+    typealias OutboundOut = IOData
 
     let listenerName: String
     let controllerListener: Bool
@@ -149,7 +150,7 @@ final class ServerRequestHandler: ChannelInboundHandler, @unchecked Sendable {
             return
         }
         if apiKey == .apiVersions {
-            enqueue(context: context, response: context.eventLoop.makeSucceededFuture(apiVersionsResponse(frame)))
+            enqueue(context: context, response: context.eventLoop.makeSucceededFuture(apiVersionsResponse(frame).map { [.byteBuffer($0)] }))
             return
         }
         guard range.contains(frame.apiVersion) else {
@@ -182,7 +183,7 @@ final class ServerRequestHandler: ChannelInboundHandler, @unchecked Sendable {
         let version = frame.apiVersion
         let logger = self.logger
         let remote = self.remote
-        let encoded = dispatcher.handle(request, context: rc).hop(to: context.eventLoop).flatMapThrowing { (resp: (any KafkaResponse)?) -> ByteBuffer? in
+        let encoded = dispatcher.handle(request, context: rc).hop(to: context.eventLoop).flatMapThrowing { (resp: (any KafkaResponse)?) -> [IOData]? in
             guard let resp else { return nil }
             return try Self.encode(resp, version: version, correlationId: corr)
         }.flatMapErrorThrowing { error in
@@ -196,15 +197,93 @@ final class ServerRequestHandler: ChannelInboundHandler, @unchecked Sendable {
         enqueue(context: context, response: encoded)
     }
 
-    static func encode<R: KafkaResponse>(_ r: R, version: Int16, correlationId: Int32) throws -> ByteBuffer {
-        try KafkaFrames.response(r, version: version, correlationId: correlationId)
+    static func encode<R: KafkaResponse>(_ r: R, version: Int16, correlationId: Int32) throws -> [IOData] {
+        if let s = r as? SplicedFetchResponse, !s.splices.isEmpty {
+            return try spliced(s, version: version, correlationId: correlationId)
+        }
+        return [.byteBuffer(try KafkaFrames.framedResponse(r, version: version, correlationId: correlationId))]
     }
 
-    private func enqueue(context: ChannelHandlerContext, response: EventLoopFuture<ByteBuffer?>) {
+    /// A Fetch response frame cut at its markers: the encoded bytes around each marker, the
+    /// record set's real size prefix, and the segment file range as a `FileRegion`, which
+    /// NIO sends with `sendfile`. The frame size at the front is corrected for the swaps.
+    static func spliced(_ s: SplicedFetchResponse, version: Int16, correlationId: Int32) throws -> [IOData] {
+        let buf = try KafkaFrames.framedResponse(s.response, version: version, correlationId: correlationId)
+        let flexible = FetchResponse.isFlexible(version)
+        let markerLength = SplicedFetchResponse.markerLength
+        // The size prefix the encoder wrote for a marker: uvarint(16 + 1) or an INT32.
+        let oldPrefix = flexible ? 1 : 4
+        var parts: [IOData] = []
+        var cursor = buf.readerIndex
+        var size = buf.readableBytes - 4
+        let view = buf.readableBytesView
+        for sp in s.splices {
+            let marker = Array(sp.marker.readableBytesView)
+            guard let found = Self.find(marker, in: view, from: cursor - buf.readerIndex) else {
+                throw SpliceError(description: "fetch response marker not found")
+            }
+            let at = buf.readerIndex + found
+            let prefixStart = at - oldPrefix
+            parts.append(.byteBuffer(buf.getSlice(at: cursor, length: prefixStart - cursor)!))
+            var len = ByteBuffer()
+            if flexible {
+                var v = UInt32(sp.slice.length + 1)
+                while v >= 0x80 {
+                    len.writeInteger(UInt8(v & 0x7F | 0x80))
+                    v >>= 7
+                }
+                len.writeInteger(UInt8(v))
+            } else {
+                len.writeInteger(Int32(sp.slice.length))
+            }
+            size += len.readableBytes + sp.slice.length - oldPrefix - markerLength
+            parts.append(.byteBuffer(len))
+            let fd = dup(sp.slice.file.fd)
+            guard fd >= 0 else { throw SpliceError(description: "cannot dup a segment file descriptor") }
+            let handle = NIOFileHandle(_deprecatedTakingOwnershipOfDescriptor: fd)
+            parts.append(.fileRegion(FileRegion(fileHandle: handle, readerIndex: sp.slice.position, endIndex: sp.slice.position + sp.slice.length)))
+            cursor = at + markerLength
+        }
+        parts.append(.byteBuffer(buf.getSlice(at: cursor, length: buf.writerIndex - cursor)!))
+        if case var .byteBuffer(first) = parts[0] {
+            first.setInteger(Int32(size), at: first.readerIndex)
+            parts[0] = .byteBuffer(first)
+        }
+        return parts
+    }
+
+    static func find(_ needle: [UInt8], in hay: ByteBufferView, from start: Int) -> Int? {
+        guard let first = needle.first, hay.count >= needle.count else { return nil }
+        var i = hay.startIndex + start
+        let last = hay.endIndex - needle.count
+        while i <= last {
+            if hay[i] == first {
+                var j = 1
+                while j < needle.count && hay[i + j] == needle[j] { j += 1 }
+                if j == needle.count { return i - hay.startIndex }
+            }
+            i += 1
+        }
+        return nil
+    }
+
+    private func enqueue(context: ChannelHandlerContext, response: EventLoopFuture<[IOData]?>) {
         let ctx = NIOLoopBound(context, eventLoop: context.eventLoop)
         let prev = tail ?? context.eventLoop.makeSucceededVoidFuture()
-        let next = prev.flatMap { response }.map { (buf: ByteBuffer?) -> Void in
-            if let buf { ctx.value.writeAndFlush(NIOAny(buf), promise: nil) }
+        let next = prev.flatMap { response }.map { (parts: [IOData]?) -> Void in
+            guard let parts else { return }
+            let c = ctx.value
+            for p in parts {
+                if case let .fileRegion(region) = p {
+                    // The duplicated descriptor is ours: close it once sent (or failed).
+                    let done = c.eventLoop.makePromise(of: Void.self)
+                    done.futureResult.whenComplete { _ in try? region.fileHandle.close() }
+                    c.write(NIOAny(p), promise: done)
+                } else {
+                    c.write(NIOAny(p), promise: nil)
+                }
+            }
+            c.flush()
         }
         next.whenFailure { _ in ctx.value.close(promise: nil) }
         tail = next
@@ -266,7 +345,7 @@ final class ServerRequestHandler: ChannelInboundHandler, @unchecked Sendable {
             }
             resp.finalizedFeaturesEpoch = f.epoch
         }
-        return try? KafkaFrames.response(resp, version: version, correlationId: frame.header.correlationId)
+        return try? KafkaFrames.framedResponse(resp, version: version, correlationId: frame.header.correlationId)
     }
 
     static func validSoftwareField(_ s: String) -> Bool {
@@ -283,4 +362,8 @@ final class ServerRequestHandler: ChannelInboundHandler, @unchecked Sendable {
         logger.warning("closing connection", metadata: ["client": "\(remote)", "listener": "\(listenerName)", "error": "\(error)"])
         context.close(promise: nil)
     }
+}
+
+struct SpliceError: Error, CustomStringConvertible {
+    var description: String
 }

@@ -84,7 +84,7 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
             let el = loop.next()
             switch request {
             case let r as ProduceRequest: return rm.produce(r, version: context.apiVersion, on: el).map { $0 }
-            case let r as FetchRequest: return rm.fetch(r, version: context.apiVersion, on: el).map { $0 }
+            case let r as FetchRequest: return rm.fetch(r, version: context.apiVersion, on: el, zeroCopy: true).map { $0 }
             case let r as ListOffsetsRequest: return el.makeSucceededFuture(rm.listOffsets(r, version: context.apiVersion))
             case let r as OffsetForLeaderEpochRequest: return el.makeSucceededFuture(rm.offsetForLeaderEpoch(r, version: context.apiVersion))
             case let r as DeleteRecordsRequest: return el.makeSucceededFuture(rm.deleteRecords(r))

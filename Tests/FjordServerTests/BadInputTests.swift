@@ -106,6 +106,35 @@ final class BadInputTests: XCTestCase {
             .trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").last ?? "") ?? -1
         XCTAssertGreaterThan(leader, 0)
         let follower = c.nodes.first { $0 != leader }!
+        // Old request versions to a broker that does not lead the partition: the error comes
+        // back in the response (the leader hint only exists in newer versions).
+        let raw = #"""
+            import socket, struct, sys
+            from kafka.record.default_records import DefaultRecordBatchBuilder
+            host, port = sys.argv[1].split(":")
+            def call(api, ver, body):
+                hdr = struct.pack(">hhih", api, ver, 1, 3) + b"raw"
+                p = hdr + body
+                s = socket.create_connection((host, int(port)), timeout=10); s.sendall(struct.pack(">i", len(p)) + p)
+                n = struct.unpack(">i", s.recv(4))[0]; data = b""
+                while len(data) < n: data += s.recv(n - len(data))
+                return data
+            bb = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=0, producer_id=-1, producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+            bb.append(0, timestamp=1, key=b"k", value=b"v", headers=[])
+            rec = bytes(bb.build())
+            prod = b"\xff\xff" + struct.pack(">hi", 1, 5000) + struct.pack(">i", 1) + struct.pack(">h", 1) + b"m"
+            prod += struct.pack(">i", 1) + struct.pack(">i", 0) + struct.pack(">i", len(rec)) + rec
+            d = call(0, 3, prod)
+            print("produce", struct.unpack(">h", d[4 + 4 + 3 + 4 + 4: 4 + 4 + 3 + 4 + 4 + 2])[0])
+            # Fetch v4: replica -1, wait 0, min 1, max 1M, isolation 0, one topic, one partition
+            fetch = struct.pack(">iiiib", -1, 0, 1, 1 << 20, 0) + struct.pack(">i", 1) + struct.pack(">h", 1) + b"m"
+            fetch += struct.pack(">i", 1) + struct.pack(">iqi", 0, 0, 1 << 20)
+            d = call(1, 4, fetch)
+            # corr(4) throttle(4) topics(4) name(2+1) parts(4) index(4) error(2)
+            print("fetch", struct.unpack(">h", d[4 + 4 + 4 + 3 + 4 + 4: 4 + 4 + 4 + 3 + 4 + 4 + 2])[0])
+            """#
+        let rawOut = String(decoding: try TestPython.run(raw, args: ["127.0.0.1:\(c.brokerPorts[follower]!)"], timeout: 30), as: UTF8.self)
+        XCTAssertTrue(rawOut.contains("produce 6") && rawOut.contains("fetch 6"), rawOut)
         c.kill9(follower)
         let produce = #"""
             import sys, time
