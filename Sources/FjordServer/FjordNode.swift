@@ -167,6 +167,7 @@ public final class FjordNode: @unchecked Sendable {
                                  maxQueuedRequests: config.properties["queued.max.requests"].flatMap(Int.init) ?? 500, logger: logger)
         if config.isController, let l = config.controllerListener {
             try server.bind(l, controllerListener: true, dispatcher: dispatcher)
+            registerController(listener: l)
         }
         self.server = server
         if config.isBroker, let logManager {
@@ -332,6 +333,51 @@ public final class FjordNode: @unchecked Sendable {
         }
         return resp
     }
+
+    /// ControllerRegistration (KIP-919): a controller records its listener and supported
+    /// features in the metadata log through the active controller, once per process (a new
+    /// incarnation id each start), retrying every second until its registration is in the
+    /// committed image.
+    private func registerController(listener: ListenerEndpoint) {
+        let incarnation = KafkaUUID.random()
+        let loop = group.next()
+        var r = ControllerRegistrationRequest()
+        r.controllerId = config.nodeId
+        r.incarnationId = incarnation
+        var l = ControllerRegistrationRequest.Listener()
+        l.name = listener.listenerName
+        l.host = listener.host.isEmpty || listener.host == "0.0.0.0" ? "localhost" : listener.host
+        l.port = UInt16(clamping: listener.port)
+        l.securityProtocol = 0
+        r.listeners = [l]
+        var f = ControllerRegistrationRequest.Feature()
+        f.name = "metadata.version"
+        f.minSupportedVersion = MetadataVersion(name: "3.3-IV3")?.level ?? 7
+        f.maxSupportedVersion = MetadataVersion.latest.level
+        r.features = [f]
+        let request = r
+        let publisher = self.publisher
+        let channel = self.controllerChannel
+        let logger = self.logger
+        let nodeId = config.nodeId
+        let inFlight = NIOLockedValueBox(false)
+        loop.scheduleRepeatedTask(initialDelay: .milliseconds(500), delay: .seconds(1)) { task in
+            let image = publisher.image
+            if image.controllers[nodeId]?.incarnationId == incarnation {
+                logger.info("controller registered", metadata: ["incarnationId": "\(incarnation)"])
+                task.cancel()
+                return
+            }
+            guard image.metadataVersion != nil, !inFlight.withLockedValue({ $0 }) else { return }
+            inFlight.withLockedValue { $0 = true }
+            channel.send(request, version: 0, timeoutMs: 5000).whenComplete { result in
+                inFlight.withLockedValue { $0 = false }
+                if case let .success(resp as ControllerRegistrationResponse) = result, resp.errorCode != 0 {
+                    logger.debug("controller registration refused", metadata: ["error": "\(resp.errorCode)"])
+                }
+            }
+        }
+    }
 }
 
 /// Kafka's topic name rules.
@@ -342,4 +388,5 @@ enum Topics {
             (c >= "a" && c <= "z") || (c >= "A" && c <= "Z") || (c >= "0" && c <= "9") || c == "." || c == "_" || c == "-"
         }
     }
+
 }

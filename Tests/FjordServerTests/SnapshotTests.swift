@@ -77,6 +77,10 @@ final class SnapshotTests: XCTestCase {
         XCTAssertTrue(partition.hasPrefix("PartitionRegistration(replicas=["), partition)
         let brokers = try c.fjordOutput(["metadata-shell", "--snapshot", metaDir(1) + "/" + snap, "ls", "/image/cluster/brokers"])
         XCTAssertEqual(brokers.split(separator: "\n"), ["1", "2", "3"])
+        // Controllers register themselves (ControllerRegistration) with their listener.
+        let controllers = try c.fjordOutput(["metadata-shell", "--snapshot", metaDir(1) + "/" + snap, "tree", "/image/cluster/controllers"])
+        XCTAssertEqual(controllers.components(separatedBy: "ControllerRegistration(id=").count, 4, controllers)
+        XCTAssertTrue(controllers.contains("listenerName='CONTROLLER'"), controllers)
 
         // A restart loads the node's own newest snapshot first.
         c.kill9(2)
