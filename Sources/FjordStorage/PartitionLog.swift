@@ -542,31 +542,26 @@ public final class PartitionLog: @unchecked Sendable {
         if count <= 0 || Int(batch.lastOffsetDelta) != count - 1 {
             throw LogAppendError(.invalidRecord, "batch has \(count) records but last offset delta \(batch.lastOffsetDelta)")
         }
-        var expectedDelta: Int32 = 0
-        var recordsMax: Int64 = -1
+        let requireKeys = cfg.isCompacted && !batch.isControl
+        let scan: RecordScan
         do {
-            var it = try batch.makeRecordIterator(maxDecompressedBytes: cfg.maxDecompressedBytes)
-            while let r = try it.next() {
-                if r.offsetDelta != expectedDelta {
-                    throw LogAppendError(.invalidRecord, "record offset delta \(r.offsetDelta), expected \(expectedDelta)")
-                }
-                if cfg.isCompacted && !batch.isControl && r.key == nil {
+            scan = try batch.scanRecords(maxDecompressedBytes: cfg.maxDecompressedBytes, requireKeys: requireKeys)
+        } catch let e {
+            if case let .invalidRecord(reason) = e {
+                if reason == "missing key" {
                     throw LogAppendError(.invalidRecord, "Compacted topic cannot accept message without key in topic partition \(topicPartition).")
                 }
-                // The stored timestamp: for a LogAppendTime batch `r.timestamp` is the header's.
-                let ts = batch.baseTimestamp &+ r.timestampDelta
-                if ts > recordsMax { recordsMax = ts }
-                expectedDelta &+= 1
+                if reason.hasPrefix("record offset delta") { throw LogAppendError(.invalidRecord, reason) }
             }
-        } catch let e as LogAppendError {
-            throw e
-        } catch {
-            throw LogAppendError(.corruptMessage, "batch at position \(position): \(error)")
+            throw LogAppendError(.corruptMessage, "batch at position \(position): \(e)")
         }
-        if Int(expectedDelta) != count {
-            throw LogAppendError(.invalidRecord, "batch declares \(count) records but holds \(expectedDelta)")
+        if Int(scan.count) != count {
+            throw LogAppendError(.invalidRecord, "batch declares \(count) records but holds \(scan.count)")
         }
-        return recordsMax
+        // The largest record timestamp (readers of a LogAppendTime batch use the header's).
+        guard scan.maxTimestampDelta != Int64.min else { return -1 }
+        let ts = batch.baseTimestamp &+ scan.maxTimestampDelta
+        return ts > -1 ? ts : -1
     }
 
     /// Appends validated batches to the active segment, rolling first when needed. Batches
