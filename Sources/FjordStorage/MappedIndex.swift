@@ -55,6 +55,7 @@ final class MappedIndex: @unchecked Sendable {
             }
             entries = (lo == 1 && isZeroEntry(0)) ? 0 : lo
         }
+        backedBytes = entries * entrySize
     }
 
     deinit {
@@ -69,10 +70,29 @@ final class MappedIndex: @unchecked Sendable {
         base = p
     }
 
+    /// Read with `pread`, not through the mapping: on a full tmpfs, touching a hole of the
+    /// mapping needs a page the filesystem cannot give, and the process dies of SIGBUS.
     private func isZeroEntry(_ i: Int) -> Bool {
-        let p = base! + i * entrySize
-        for k in 0..<entrySize where p.load(fromByteOffset: k, as: UInt8.self) != 0 { return false }
-        return true
+        var buf = [UInt8](repeating: 0, count: entrySize)
+        let n = buf.withUnsafeMutableBytes { pread(fd, $0.baseAddress, entrySize, off_t(i * entrySize)) }
+        guard n == entrySize else { return true }
+        return buf.allSatisfy { $0 == 0 }
+    }
+
+    /// Bytes of the file known to be backed by storage (written, or reserved with
+    /// `posix_fallocate`): entries are only stored through the mapping below this, so a full
+    /// disk is an error on append rather than a SIGBUS.
+    private var backedBytes = 0
+    private static let reserveChunk = 64 * 1024
+
+    private func ensureBacked(upTo end: Int) throws {
+        guard end > backedBytes else { return }
+        let target = min(mappedBytes, max(end, (backedBytes / Self.reserveChunk + 1) * Self.reserveChunk))
+        let r = posix_fallocate(fd, off_t(backedBytes), off_t(target - backedBytes))
+        guard r == 0 else {
+            throw StorageError("cannot reserve space for index \(path): \(String(cString: strerror(r))) (errno \(r))")
+        }
+        backedBytes = target
     }
 
     var isFull: Bool { entries >= maxEntries }
@@ -101,6 +121,7 @@ final class MappedIndex: @unchecked Sendable {
     /// Makes room for one more entry and returns its index (the caller writes it).
     func appendSlot() throws -> Int {
         guard entries < maxEntries else { throw StorageError("index \(path) is full (\(maxEntries) entries)") }
+        try ensureBacked(upTo: (entries + 1) * entrySize)
         entries += 1
         return entries - 1
     }
@@ -156,6 +177,7 @@ final class MappedIndex: @unchecked Sendable {
         if let base { munmap(base, mappedBytes) }
         base = nil
         guard ftruncate(fd, off_t(newBytes)) == 0 else { throw StorageError.errno("cannot resize index", path) }
+        backedBytes = min(backedBytes, newBytes)
         mappedBytes = newBytes
         maxEntries = newBytes / entrySize
         try map()
