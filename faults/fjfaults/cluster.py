@@ -130,6 +130,7 @@ class Cluster:
     def save_state(self):
         st = {
             "run_dir": self.run_dir,
+            "harness_pid": os.getpid(),
             "pids": [n.proc.pid for n in self.nodes.values() if n.proc is not None and n.proc.poll() is None],
             "mounts": list(self.mounts),
             "netns": self.net is not None and self.net.created,
@@ -352,6 +353,14 @@ def cleanup_stale(log=print):
                 s = json.load(f)
         except (OSError, ValueError):
             continue
+        hp = s.get("harness_pid")
+        if hp and os.path.exists(f"/proc/{hp}"):
+            try:
+                with open(f"/proc/{hp}/cmdline", "rb") as f:
+                    if b"fjfaults" in f.read():
+                        continue          # that run is alive: not ours to clean
+            except OSError:
+                pass
         for pid in s.get("pids", []):
             try:
                 with open(f"/proc/{pid}/cmdline", "rb") as f:

@@ -2,7 +2,7 @@
 
 A feeder (confluent-kafka, acks=all) writes to a topic; three aiokafka consumers in one group
 (classic protocol) consume it and commit the offsets they have processed (explicit commits,
-each bounded by a timeout) while faults happen. A monitor (confluent-kafka AdminClient) reads the
+each bounded by a timeout) while faults happen. A monitor (aiokafka's admin client) reads the
 group's committed offsets every two seconds, and once more after healing.
 
 Checker (on the history alone), per partition:
@@ -33,6 +33,8 @@ class GroupsWorkload:
         self.rate = rate
         self.stop_flag = threading.Event()
         self.threads = []
+        self._admin_client = None
+        self._loop = None
 
     def topics(self):
         return {TOPIC: self.partitions}
@@ -98,6 +100,13 @@ class GroupsWorkload:
                     for tp, ms in got.items():
                         if ms:
                             positions[tp.partition] = ms[-1].offset + 1
+                    # Commit only partitions this member still owns: the classic protocol accepts a
+                    # commit from a current-generation member for any partition (so does Kafka),
+                    # and a partition lost in a rebalance now belongs to a member that started
+                    # from the committed offset.
+                    owned = {tp.partition for tp in c.assignment()}
+                    for p in [p for p in positions if p not in owned]:
+                        del positions[p]
                     if positions and time.monotonic() - last_commit > 0.3:
                         offsets = dict(positions)
                         positions.clear()
@@ -120,32 +129,40 @@ class GroupsWorkload:
                     pass
 
     def _read_committed(self, proc, timeout=10):
-        from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
-        a = self._admin
+        """OffsetFetch through aiokafka's admin client (in the monitor's own event loop)."""
+        return self._loop.run_until_complete(self._read_committed_async(proc, timeout))
+
+    async def _read_committed_async(self, proc, timeout):
+        import asyncio
+        from aiokafka.admin import AIOKafkaAdminClient
+        from aiokafka.structs import TopicPartition
         self.h.add(proc, "invoke", "read-committed", None)
         try:
-            req = ConsumerGroupTopicPartitions(GROUP, [TopicPartition(TOPIC, p) for p in range(self.partitions)])
-            res = a.list_consumer_group_offsets([req], request_timeout=timeout)[GROUP].result(timeout=timeout + 5)
-            value = {str(tp.partition): tp.offset for tp in res.topic_partitions if not tp.error}
-            errs = [str(tp.error) for tp in res.topic_partitions if tp.error]
-            if errs:
-                self.h.add(proc, "info", "read-committed", {"error": errs[0]})
-                return None
+            if self._admin_client is None:
+                a = AIOKafkaAdminClient(bootstrap_servers=self.ctx.bootstrap, request_timeout_ms=timeout * 1000,
+                                        client_id="fjf-group-monitor")
+                await asyncio.wait_for(a.start(), timeout)
+                self._admin_client = a
+            res = await asyncio.wait_for(self._admin_client.list_consumer_group_offsets(
+                GROUP, partitions=[TopicPartition(TOPIC, p) for p in range(self.partitions)]), timeout)
+            value = {str(tp.partition): om.offset for tp, om in res.items()}
+            for p in range(self.partitions):
+                value.setdefault(str(p), -1)
             self.h.add(proc, "ok", "read-committed", value)
             return value
         except Exception as e:  # noqa: BLE001
             self.h.add(proc, "info", "read-committed", {"error": repr(e)})
+            if self._admin_client is not None:
+                try:
+                    await asyncio.wait_for(self._admin_client.close(), 5)
+                except Exception:  # noqa: BLE001
+                    pass
+                self._admin_client = None
             return None
 
-    @property
-    def _admin(self):
-        if not hasattr(self, "_admin_client"):
-            from confluent_kafka.admin import AdminClient
-            self._admin_client = AdminClient({"bootstrap.servers": self.ctx.bootstrap, "socket.timeout.ms": 10000,
-                                              "logger": self.ctx.client_logger})
-        return self._admin_client
-
     def _monitor(self):
+        import asyncio
+        self._loop = asyncio.new_event_loop()
         while not self.stop_flag.wait(2.0):
             self._read_committed("gmon")
 
@@ -155,6 +172,9 @@ class GroupsWorkload:
             t.join(60)
 
     def final_read(self, deadline_s=60):
+        import asyncio
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
         deadline = time.monotonic() + deadline_s
         while time.monotonic() < deadline:
             if self._read_committed("gfinal") is not None:

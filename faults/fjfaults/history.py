@@ -5,7 +5,8 @@ such as ``p3`` or ``admin1``, or ``nemesis``), ``type`` and ``f`` (the operation
 
 - ``invoke``: an operation began;
 - ``ok``: it completed and took effect;
-- ``fail``: it completed and certainly did not take effect;
+- ``fail``: it completed with an error (the server said no; the metadata checker still treats a
+  failed admin operation as possibly applied, since a forwarding broker may have retried it);
 - ``info``: its outcome is unknown (timeouts, lost connections): it may or may not have taken effect.
 
 Nemesis entries are ``info`` entries with ``f`` = ``start``/``stop`` and a ``value`` describing

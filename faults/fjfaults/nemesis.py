@@ -53,7 +53,8 @@ def batch_starts(path):
 
 
 class Nemesis:
-    def __init__(self, ctx, kinds, seed):
+    def __init__(self, ctx, kinds, seed, partition_duration=None):
+        self.partition_duration = partition_duration
         self.ctx = ctx
         self.cluster = ctx.cluster
         self.net = ctx.net
@@ -64,6 +65,7 @@ class Nemesis:
         self.stop_event = ctx.stop_event
         self.active = None
         self.filler = None
+        self.deadline = None          # time.monotonic() at which the fault phase ends
 
     # ---- the schedule --------------------------------------------------------------------------
 
@@ -91,7 +93,8 @@ class Nemesis:
         elif kind == "pause":
             p["duration"] = round(st + r.uniform(1.0, 4.0), 2)
         elif kind.startswith("partition"):
-            p["duration"] = round(r.uniform(2.0, st + 6.0), 2)
+            lo, hi = self.partition_duration or (2.0, st + 6.0)
+            p["duration"] = round(r.uniform(lo, hi), 2)
         elif kind == "slow-net":
             p["duration"] = round(r.uniform(4.0, 10.0), 2)
         elif kind == "packet-loss":
@@ -154,6 +157,9 @@ class Nemesis:
     # ---- running one fault -----------------------------------------------------------------------
 
     def hold(self, seconds):
+        """Waits out a fault's duration, cut short at the end of the fault phase (--time-limit)."""
+        if self.deadline is not None:
+            seconds = max(0.5, min(seconds, self.deadline - time.monotonic()))
         self.stop_event.wait(seconds)
 
     def run(self, p):

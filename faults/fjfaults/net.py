@@ -16,10 +16,15 @@ import ipaddress
 import shutil
 import subprocess
 
-BRIDGE = "fjfbr0"
-NS_PREFIX = "fjf-n"
-VETH_PREFIX = "fjfv"
 DEFAULT_SUBNET = "10.213.0"
+
+
+def names(slot=0):
+    """(bridge, namespace prefix, veth prefix) of a slot: slot 0 is fjfbr0 / fjf-n<id> / fjfv<id>;
+    another slot (--slot, for a second run on the same machine) fjfbr<slot> / fjf<slot>-n<id> / fjf<slot>v<id>."""
+    if slot == 0:
+        return "fjfbr0", "fjf-n", "fjfv"
+    return f"fjfbr{slot}", f"fjf{slot}-n", f"fjf{slot}v"
 
 
 def sh(args, check=True, input=None, timeout=20):
@@ -33,27 +38,29 @@ def netns_supported():
     """(ok, reason): can we create namespaces, a bridge and veths here?"""
     if shutil.which("ip") is None:
         return False, "iproute2 (ip) is not installed"
-    probe = "fjf-probe"
+    import os
+    probe, dev = f"fjf-probe{os.getpid()}", f"fjfp{os.getpid()}"
     try:
         r = sh(["ip", "netns", "add", probe], check=False)
         if r.returncode != 0:
             return False, f"ip netns add failed: {r.stderr.strip()}"
         sh(["ip", "netns", "del", probe], check=False)
-        r = sh(["ip", "link", "add", "fjfprobe0", "type", "bridge"], check=False)
+        r = sh(["ip", "link", "add", dev, "type", "bridge"], check=False)
         if r.returncode != 0:
             return False, f"ip link add (bridge) failed: {r.stderr.strip()}"
-        sh(["ip", "link", "del", "fjfprobe0"], check=False)
+        sh(["ip", "link", "del", dev], check=False)
         return True, ""
     except (OSError, subprocess.SubprocessError) as e:
         return False, str(e)
 
 
-def stale_cleanup(log=print):
-    """Removes namespaces fjf-*, the bridge fjfbr0 and veths fjfv* left by a killed run."""
+def stale_cleanup(log=print, slot=0):
+    """Removes the namespaces, bridge and veths of this slot left by a killed run."""
+    BRIDGE, NS_PREFIX, VETH_PREFIX = names(slot)
     r = sh(["ip", "netns", "list"], check=False)
     for line in r.stdout.splitlines():
         name = line.split()[0] if line.strip() else ""
-        if name.startswith("fjf-"):
+        if name.startswith(NS_PREFIX):
             log(f"cleanup: removing stale namespace {name}")
             sh(["ip", "netns", "del", name], check=False)
     r = sh(["ip", "-o", "link", "show"], check=False)
@@ -67,7 +74,8 @@ def stale_cleanup(log=print):
 
 
 class Net:
-    def __init__(self, node_ids, subnet=DEFAULT_SUBNET, log=print):
+    def __init__(self, node_ids, subnet=DEFAULT_SUBNET, log=print, slot=0):
+        self.bridge, self.ns_prefix, self.veth_prefix = names(slot)
         self.ids = list(node_ids)
         self.subnet = subnet
         self.log = log
@@ -79,13 +87,13 @@ class Net:
         self.slow = set()
 
     def ns(self, i):
-        return f"{NS_PREFIX}{i}"
+        return f"{self.ns_prefix}{i}"
 
     def ip(self, i):
         return f"{self.subnet}.{10 + i}"
 
     def veth(self, i):
-        return f"{VETH_PREFIX}{i}"
+        return f"{self.veth_prefix}{i}"
 
     def exec_prefix(self, i):
         return ["ip", "netns", "exec", self.ns(i)]
@@ -102,14 +110,14 @@ class Net:
                     except ValueError:
                         pass
         self.created = True  # from here on, teardown removes whatever exists
-        sh(["ip", "link", "add", BRIDGE, "type", "bridge"])
-        sh(["ip", "addr", "add", f"{self.host_ip}/24", "dev", BRIDGE])
-        sh(["ip", "link", "set", BRIDGE, "up"])
+        sh(["ip", "link", "add", self.bridge, "type", "bridge"])
+        sh(["ip", "addr", "add", f"{self.host_ip}/24", "dev", self.bridge])
+        sh(["ip", "link", "set", self.bridge, "up"])
         for i in self.ids:
             ns = self.ns(i)
             sh(["ip", "netns", "add", ns])
             sh(["ip", "link", "add", self.veth(i), "type", "veth", "peer", "name", "eth0", "netns", ns])
-            sh(["ip", "link", "set", self.veth(i), "master", BRIDGE])
+            sh(["ip", "link", "set", self.veth(i), "master", self.bridge])
             sh(["ip", "link", "set", self.veth(i), "up"])
             x = self.exec_prefix(i)
             sh(x + ["ip", "addr", "add", f"{self.ip(i)}/24", "dev", "eth0"])
@@ -127,7 +135,7 @@ class Net:
         for i in self.ids:
             sh(["ip", "netns", "del", self.ns(i)], check=False)   # takes its veth pair with it
             sh(["ip", "link", "del", self.veth(i)], check=False)
-        sh(["ip", "link", "del", BRIDGE], check=False)
+        sh(["ip", "link", "del", self.bridge], check=False)
         self.created = False
 
     # ---- rules -------------------------------------------------------------------------------

@@ -18,7 +18,12 @@ def fault_records(entries):
     out = []
     for fid in sorted(starts):
         s = starts[fid]
-        out.append({"id": fid, "kind": s["value"]["kind"], "start": s["time"],
+        kind = s["value"]["kind"]
+        target = s["value"].get("plan", {}).get("target")
+        if kind in ("kill", "pause") and target:
+            # The targets of #9 are about killing/pausing a partition leader: one row per target.
+            kind = f"{kind} ({target})"
+        out.append({"id": fid, "kind": kind, "start": s["time"],
                     "stop": stops[fid]["time"] if fid in stops else None, "value": s["value"]})
     return out
 
@@ -75,9 +80,9 @@ def summary(results, faults, gaps, session_timeout_s, ops):
     lines.append("|---|---:|---:|---:|---:|---|")
     for k in sorted(by_kind):
         gs = gap_kind.get(k, [])
-        if k in ("kill", "torn-segment", "torn-metadata"):
+        if k.startswith("kill") or k in ("torn-segment", "torn-metadata"):
             target = "< 2 s"
-        elif k == "pause" or k.startswith("partition"):
+        elif k.startswith("pause") or k.startswith("partition"):
             target = f"< {session_timeout_s + 1:.0f} s"
         else:
             target = "-"

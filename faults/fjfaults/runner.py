@@ -33,6 +33,7 @@ from .history import History, load
 from .nemesis import ALL_KINDS, NETWORK_KINDS, PROBE_TOPIC, Nemesis
 from .net import Net, netns_supported, stale_cleanup
 
+LOCK_PATH = "/tmp/fjord-faults.lock"
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -52,15 +53,22 @@ def parse_args(argv):
                     help="succeed only if the queue checker reports lost acknowledged writes")
     ap.add_argument("--rate", type=float, default=60, help="records/s per queue producer (3 producers)")
     ap.add_argument("--heal-timeout", type=float, default=45, help="seconds to wait for a healthy cluster after a fault")
+    ap.add_argument("--final-heal-timeout", type=float, default=90,
+                    help="seconds to wait for a healthy cluster once the fault phase is over")
+    ap.add_argument("--partition-duration", type=float, nargs=2, default=None, metavar=("MIN", "MAX"),
+                    help="seconds a network partition lasts (default 2 .. broker.session.timeout.ms + 6 s)")
     ap.add_argument("--settle", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"),
                     help="seconds of quiet after the cluster is healthy again (default 1 3)")
     ap.add_argument("--override", action="append", default=[], metavar="K=V", help="a server property for every node")
     ap.add_argument("--dir", default=None, help="run directory (default /tmp/fjord-faults-<seed>-<topology>-<pid>)")
     ap.add_argument("--keep", action="store_true", help="keep the run directory's node data after a valid run")
-    ap.add_argument("--subnet", default="10.213.0", help="the private /24 (first three octets) for the bridge")
+    ap.add_argument("--subnet", default=None, help="the private /24 (first three octets) for the bridge (default 10.213.<slot>)")
+    ap.add_argument("--slot", type=int, default=0, choices=range(0, 10),
+                    help="run beside another run: slot N uses bridge fjfbrN, namespaces fjfN-n*, subnet 10.213.N")
     ap.add_argument("--no-netns", action="store_true", help="run every node on loopback (no network faults)")
     ap.add_argument("--tmpfs-mb", type=int, default=1024, help="size of each broker's data tmpfs")
     ap.add_argument("--cleanup", action="store_true", help="remove leftovers of killed runs and exit")
+    ap.add_argument("--lock-wait", type=float, default=900, help="seconds to wait for another run on this machine to end")
     ap.add_argument("--recheck", metavar="DIR", help="run the checkers on DIR/history.jsonl and exit")
     ap.add_argument("--dry-run", type=int, metavar="N", help="print the first N planned faults and exit")
     return ap.parse_args(argv)
@@ -101,21 +109,25 @@ class Ctx:
             t.update(w.topics())
         return t
 
-    def create_topic(self, name, partitions, rf, config, timeout=60):
+    def create_topic(self, name, partitions, rf, config, timeout=90):
         from confluent_kafka import KafkaException
         from confluent_kafka.admin import AdminClient, NewTopic
-        a = AdminClient({"bootstrap.servers": self.bootstrap, "logger": self.client_logger})
         deadline = time.monotonic() + timeout
+        keep = []      # clients with a request that may still be pending are not destroyed
         while True:
+            a = AdminClient({"bootstrap.servers": self.bootstrap, "logger": self.client_logger})
+            keep.append(a)
             try:
-                a.create_topics([NewTopic(name, partitions, rf, config=config)], request_timeout=15)[name].result(20)
+                a.create_topics([NewTopic(name, partitions, rf, config=config)], request_timeout=10)[name].result(15)
                 break
-            except KafkaException as e:
-                if "TOPIC_ALREADY_EXISTS" in str(e):
+            except Exception as e:  # noqa: BLE001 - KafkaException, futures' TimeoutError
+                if isinstance(e, KafkaException) and "TOPIC_ALREADY_EXISTS" in str(e):
                     break
+                self.say(f"creating topic {name}: {e}; retrying")
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(1)
+        self._keep_clients = getattr(self, "_keep_clients", []) + keep
         self.wait_topic(name, partitions, timeout)
 
     def wait_topic(self, name, partitions, timeout=60):
@@ -171,6 +183,7 @@ class Monitor(threading.Thread):
         c = self.ctx.cluster
         h = self.ctx.history
         while not self.stop.wait(1.0):
+            h.flush()     # a history that survives the harness's own death
             try:
                 c.check_crashes()
                 for n in c.brokers:
@@ -217,7 +230,7 @@ def check_all(entries, workloads):
     # The harness's own findings: crashes, partitions without leader after healing.
     harness = {}
     for e in entries:
-        if e["process"] == "harness" and e["f"] in ("crash", "no-leader-after-heal", "stopped-on-full-disk", "not-ready"):
+        if e["process"] == "harness" and e["f"] in ("crash", "no-leader-after-heal", "not-healed", "stopped-on-full-disk"):
             harness.setdefault(e["f"], []).append(e["value"])
     hv = {k: v for k, v in harness.items() if k != "stopped-on-full-disk"}
     results["harness"] = {"valid": not hv, "counts": {k: len(v) for k, v in harness.items()},
@@ -267,6 +280,12 @@ class Run:
         try:
             if ctx.cluster is not None:
                 ctx.cluster.stop_all()
+                if self.exit_code != 0 or self.args.keep:
+                    # The data lives on tmpfs: keep a copy for the post-mortem (fjord dump-log).
+                    for n in ctx.cluster.brokers:
+                        if n.data_dir and os.path.isdir(n.data_dir):
+                            shutil.copytree(n.data_dir, os.path.join(n.dir, "data.saved"), dirs_exist_ok=True,
+                                            ignore=shutil.ignore_patterns("*.index", "*.timeindex"))
                 for n in ctx.cluster.nodes.values():
                     if n.mount_dir and os.path.exists(os.path.join(n.mount_dir, "fjf-filler")):
                         try:
@@ -283,6 +302,30 @@ class Run:
             traceback.print_exc()
         if ctx.history is not None:
             ctx.history.close()
+
+    def take_lock(self):
+        """One run at a time on a machine: they share the bridge name, the namespace names and
+        the subnet, and a run removes the leftovers of dead ones."""
+        import fcntl
+        self.lock_path = LOCK_PATH if self.args.slot == 0 else LOCK_PATH.replace(".lock", f"-slot{self.args.slot}.lock")
+        self.lock_file = open(self.lock_path, "a+")
+        deadline = time.monotonic() + self.args.lock_wait
+        said = False
+        while True:
+            try:
+                fcntl.flock(self.lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"another faults run holds {self.lock_path}; gave up after {self.args.lock_wait:.0f} s")
+                if not said:
+                    print(f"another faults run holds {self.lock_path}; waiting (up to {self.args.lock_wait:.0f} s)", flush=True)
+                    said = True
+                time.sleep(2)
+        self.lock_file.seek(0)
+        self.lock_file.truncate()
+        self.lock_file.write(f"{os.getpid()} {self.run_dir}\n")
+        self.lock_file.flush()
 
     def watchdog(self, limit):
         def fire():
@@ -309,24 +352,36 @@ class Run:
         if os.path.exists(self.run_dir):
             shutil.rmtree(self.run_dir)
         os.makedirs(self.run_dir)
+        # A private copy: a concurrent `swift build` may replace the original mid-run, and a
+        # crash's backtrace needs the very binary that crashed.
+        shutil.copy2(fjord, os.path.join(self.run_dir, "fjord"))
+        self.fjord_source = fjord
+        fjord = os.path.join(self.run_dir, "fjord")
         logging.basicConfig(filename=os.path.join(self.run_dir, "clients.log"), level=logging.WARNING,
                             format="%(asctime)s %(name)s %(levelname)s %(message)s")
         ctx.client_logger = logging.getLogger("librdkafka")
+        if os.environ.get("FJF_RDKAFKA_DEBUG"):
+            ctx.client_logger.setLevel(logging.DEBUG)
         ctx.history = History(os.path.join(self.run_dir, "history.jsonl"))
+        self.take_lock()
         self.watchdog(a.time_limit + a.grace)
+        # Every wait after the fault phase is cut to what is left before the watchdog, so a
+        # stuck cluster still ends with checkers and a verdict.
+        self.hard_deadline = time.monotonic() + a.time_limit + a.grace - 5
         cleanup_stale(log=print)
 
         have_netns = False
         if not a.no_netns:
             ok, why = netns_supported()
             if ok:
-                stale_cleanup(log=print)
+                stale_cleanup(log=print, slot=a.slot)
                 have_netns = True
             else:
                 print(f"NOTICE: network namespaces are unavailable ({why}); nodes run on loopback and the "
                       "network faults (partitions, slow-net, packet-loss) are SKIPPED")
         if have_netns:
-            ctx.net = Net([1, 2, 3] if a.topology == "combined" else [1, 2, 3, 4, 5, 6], subnet=a.subnet)
+            ctx.net = Net([1, 2, 3] if a.topology == "combined" else [1, 2, 3, 4, 5, 6],
+                          subnet=a.subnet or f"10.213.{a.slot}", slot=a.slot)
             ctx.net.setup()
         kinds = self.kinds(have_netns, ctx.net.have_nft if ctx.net else False)
         env = {"FJORD_INJECT_BUG": a.inject_bug} if a.inject_bug else {}
@@ -348,7 +403,7 @@ class Run:
                 f"faults {','.join(kinds) or 'none'}, time limit {a.time_limit:.0f} s, dir {self.run_dir}"
                 + (f", INJECTED BUG {a.inject_bug}" if a.inject_bug else ""))
         ctx.history.add("harness", "info", "config", {"seed": self.seed, "topology": a.topology, "workloads": self.workloads,
-                                                      "nemesis": kinds, "time_limit": a.time_limit, "fjord": fjord,
+                                                      "nemesis": kinds, "time_limit": a.time_limit, "fjord": self.fjord_source,
                                                       "inject_bug": a.inject_bug, "argv": sys.argv[1:]})
         cl.setup()
         cl.start_all()
@@ -363,7 +418,10 @@ class Run:
             wl.append(groups_mod.GroupsWorkload(ctx))
         ctx.workloads = wl
         for w in wl:
+            t0 = time.monotonic()
             w.setup()
+            if w.topics():
+                ctx.say(f"{w.name}: topics {', '.join(w.topics())} ready in {time.monotonic() - t0:.1f} s")
         if "disk-full" in kinds:
             ctx.create_topic(PROBE_TOPIC, ctx.probe_partitions, 3, {"min.insync.replicas": "2"})
         monitor = Monitor(ctx)
@@ -372,20 +430,34 @@ class Run:
             w.start()
         ctx.say("workloads started")
 
-        nem = Nemesis(ctx, kinds, self.seed)
+        nem = Nemesis(ctx, kinds, self.seed, partition_duration=a.partition_duration)
         t_start = ctx.history.now()
         phase_end = t_start + a.time_limit
+        nem.deadline = time.monotonic() + a.time_limit
         settle_rng = random.Random(self.seed + 1)
         faults = []
         time.sleep(min(3.0, a.time_limit / 10))
-        while kinds and ctx.history.now() < phase_end - 5 and (a.max_faults is None or len(faults) < a.max_faults):
+        while kinds and ctx.history.now() < phase_end - 5 and (a.max_faults is None or len(faults) < a.max_faults) \
+                and self.remaining() - (a.final_heal_timeout + 20) > 5:
             plan = nem.plan()
             rec = nem.run(plan)
             if rec is None:
                 time.sleep(1)
                 continue
             faults.append(rec)
-            healthy, took, problems = self.wait_healthy(a.heal_timeout)
+            # The final heal (up to --final-heal-timeout) and the reads (~20 s) must fit before
+            # the watchdog: a heal wait that would not fit is cut, and a cut wait that ends
+            # unhealthy is no finding (the final heal decides).
+            allowed = self.remaining() - (a.final_heal_timeout + 20)
+            if ctx.history.now() >= phase_end - 1 or allowed < 1:
+                ctx.say(f"fault {rec['id']:4d} {rec['kind']:<18} node={rec.get('node', '-')} (the last: healed by the final heal)")
+                break                      # the final heal below is this fault's heal
+            cut = allowed < a.heal_timeout
+            healthy, took, problems = self.wait_healthy(min(a.heal_timeout, allowed), reserve=0)
+            if cut and not healthy:
+                ctx.say(f"fault {rec['id']:4d} {rec['kind']:<18} node={rec.get('node', '-')} (not healthy within the {allowed:.0f} s "
+                        "left; the final heal decides)")
+                break
             ctx.history.add("nemesis", "info", "healed", {"id": rec["id"], "healthy": healthy, "after": round(took, 3),
                                                           "problems": problems[:10]})
             extra = ""
@@ -401,7 +473,7 @@ class Run:
                     f"-> {'healthy' if healthy else 'NOT healthy'} after {took:.1f} s"
                     + ("" if healthy else f": {'; '.join(problems[:3])}"))
             if not healthy:
-                self.record_unhealthy(problems)
+                self.record_unhealthy(problems, rec["id"])
             if ctx.stop_event.is_set():
                 break
             time.sleep(settle_rng.uniform(*a.settle))
@@ -411,17 +483,19 @@ class Run:
         ctx.history.add("harness", "info", "faults-over", {"count": len(faults)})
         ctx.say(f"fault phase over: {len(faults)} faults; final heal")
         nem.heal_all()
-        healthy, took, problems = self.wait_healthy(max(90.0, a.heal_timeout))
+        healthy, took, problems = self.wait_healthy(a.final_heal_timeout, reserve=20)
         ctx.history.add("harness", "info", "final-heal", {"healthy": healthy, "after": round(took, 3), "problems": problems[:20]})
         if not healthy:
             ctx.say(f"NOT healthy after the final heal: {'; '.join(problems[:5])}")
-            self.record_unhealthy(problems)
+            self.record_unhealthy(problems, "final")
+        workload_end = ctx.history.now()
+        ctx.flush_timeout = max(5.0, min(30.0, self.remaining() / 6))
         for w in wl:
             w.stop()
         ctx.say("workloads stopped; final reads")
         for w in wl:
             try:
-                w.final_read()
+                w.final_read(deadline_s=max(10.0, min(180.0, self.remaining() - 15)) / (2 if w.name == "queue" else 4))
             except Exception as e:  # noqa: BLE001
                 ctx.history.add("harness", "info", "final-read-error", {"workload": w.name, "error": repr(e)})
                 ctx.say(f"{w.name}: final read failed: {e!r}")
@@ -434,19 +508,40 @@ class Run:
             ctx.say(f"injected bug active on brokers {hits}")
 
         entries = ctx.history_entries()
-        return self.finish(entries, faults, fault_phase_end)
+        return self.finish(entries, faults, workload_end)
 
-    def record_unhealthy(self, problems):
-        for p in problems:
-            if "no leader" in p:
-                self.ctx.history.add("harness", "info", "no-leader-after-heal", {"problem": p})
+    def remaining(self):
+        return self.hard_deadline - time.monotonic()
 
-    def wait_healthy(self, timeout):
+    def record_unhealthy(self, problems, fault_id):
+        """A cluster that does not heal within --heal-timeout once every fault is removed is a
+        finding (liveness): recorded with each controller's view of the quorum (leader, epoch,
+        every replica's log end offset) and each broker's view of the workload partitions."""
+        ctx, cl = self.ctx, self.ctx.cluster
+        diag = {"quorum": {}, "partitions": {}}
+        for n in cl.controllers:
+            try:
+                diag["quorum"][n.id] = kproto.describe_quorum(n.controller_addr, timeout=2)
+            except Exception as e:  # noqa: BLE001
+                diag["quorum"][n.id] = repr(e)
+        for n in cl.brokers:
+            try:
+                md = kproto.metadata(n.broker_addr, timeout=2)
+                diag["partitions"][n.id] = {f"{t}-{p}": [x["leader"], x["epoch"], x["isr"]]
+                                            for t in ctx.watched_topics() if t in md["topics"]
+                                            for p, x in md["topics"][t]["partitions"].items()}
+            except Exception as e:  # noqa: BLE001
+                diag["partitions"][n.id] = repr(e)
+        kind = "no-leader-after-heal" if any("no leader" in p for p in problems) else "not-healed"
+        ctx.history.add("harness", "info", kind, {"fault": fault_id, "problems": problems[:10], "diagnostics": diag})
+
+    def wait_healthy(self, timeout, reserve=60):
         """Restarts stopped nodes and waits until: every controller agrees on a quorum leader,
         every broker answers and lists every broker, and every partition of the workload
         topics has a leader in a full ISR. Returns (healthy, seconds, problems)."""
         ctx, cl = self.ctx, self.ctx.cluster
         t0 = time.monotonic()
+        timeout = max(3.0, min(timeout, self.remaining() - reserve))
         problems = []
         while True:
             cl.check_crashes()
@@ -547,7 +642,7 @@ def recheck(args):
     workloads = cfg.get("workloads", ["queue", "metadata", "groups"])
     results = check_all(entries, workloads)
     frs = report.fault_records(entries)
-    end = next((e["time"] for e in entries if e["f"] == "faults-over"), entries[-1]["time"])
+    end = next((e["time"] for e in entries if e["f"] == "final-heal"), entries[-1]["time"])
     gaps = report.availability_gaps(entries, frs, end) if "queue" in workloads else []
     print(report.summary(results, frs, gaps, 9.0, report.op_counts(entries)))
     bad = [n for n, r in results.items() if not r["valid"]]
@@ -562,8 +657,17 @@ def recheck(args):
 def main(argv=None):
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.cleanup:
-        cleanup_stale(log=print)
-        stale_cleanup(log=print)
+        import fcntl
+        lock_path = LOCK_PATH if args.slot == 0 else LOCK_PATH.replace(".lock", f"-slot{args.slot}.lock")
+        with open(lock_path, "a+") as lf:
+            try:
+                fcntl.flock(lf, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                lf.seek(0)
+                print(f"a faults run is active ({lf.read().strip()}); not cleaning up under it")
+                return 2
+            cleanup_stale(log=print)
+            stale_cleanup(log=print, slot=args.slot)
         return 0
     if args.recheck:
         return recheck(args)
@@ -602,6 +706,10 @@ def main(argv=None):
         run.cleanup()
         if code == 0 and not args.keep:
             # Keep the history, summary and node logs; drop the bulky metadata logs.
+            try:
+                os.unlink(os.path.join(run.run_dir, "fjord"))
+            except OSError:
+                pass
             for n in (run.ctx.cluster.nodes.values() if run.ctx.cluster else []):
                 shutil.rmtree(n.meta_dir, ignore_errors=True)
                 shutil.rmtree(n.mount_dir or "/nonexistent", ignore_errors=True)
