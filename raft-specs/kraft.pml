@@ -1,112 +1,145 @@
 /*
- * kraft.pml -- Promela model of Fjord's KRaft core (issue #4), for the SPIN model checker.
- * Run it with ./check (see README.md for bounds, results and the map to the Swift code).
+ * kraft.pml -- Promela model of Fjord's KRaft core (Sources/FjordRaft/RaftCore.swift), for
+ * the SPIN model checker. Run it with raft-specs/check; README.md gives the bounds, the
+ * measured results and the table that maps every event below to the Swift function.
  *
- * What is modelled (one static quorum of N = 3 voters, no observers, no snapshots):
- *   - durable: the quorum-state file (epoch, votedId, leaderId) and the log (flushed on
- *     append: Kafka flushes a voter's log before its next Fetch); volatile: the role, the
- *     leader's high watermark and follower progress, collected votes, "fetched from the
- *     leader" -- all lost on a crash;
- *   - roles Unattached, Voted, Prospective, Candidate, Leader, Follower, Resigned;
- *   - pre-vote (KIP-996), Vote, BeginQuorumEpoch, EndQuorumEpoch, Fetch-based pull
- *     replication with DivergingEpoch truncation, the high-watermark rule, check-quorum
- *     resignation, client appends, crash + restart of any node at any time;
- *   - a network that reorders, loses any message at any time and duplicates a bounded
- *     number of times.
+ * Scope: one static quorum of N = 3 voters, no observers, no snapshots.
+ *   durable (quorum-state + log): epoch, votedId, leaderId, the log (offset -> epoch);
+ *   volatile (lost on a crash): role, high watermark, collected (pre-)votes, the leader's
+ *     view of each follower's fetch offset, the follower's in-flight Fetch.
  *
- * Semantics follow Apache Kafka's KafkaRaftClient (4.x, with KIP-996) wherever the brief
- * left room; such choices are marked "Kafka:".
+ * Atomicity. One model step is one call into the sans-I/O core (tick / receive / propose)
+ * together with the shell's execution of the RaftReady it returns: persist quorum-state,
+ * flush the log, send, then persisted() (RaftRuntime.apply and Simulation.apply do exactly
+ * this, synchronously, before the next event). So at every step boundary the log is flushed
+ * and the leader's flushedEndOffset equals its end offset, and a crash between steps loses
+ * only volatile state. The broken variant BROKEN_VOTE_NOT_PERSISTED breaks that rule.
  *
- * Structure: ONE process runs a loop of guarded d_step blocks. Each d_step is one atomic
- * protocol event (a timer firing, one message delivered to one node, a crash, ...), like one
- * `mutating func on...(...) -> [Action]` call of the sans-I/O Swift core: persistence
- * happens inside the event, before the messages it sends can be delivered. State invariants
- * are checked at the end of every event that can affect them; transition properties
- * (EpochMonotonic, VoteDurability, HighWatermarkMonotonic, all-time ElectionSafety, the
- * follower side of CommittedEntriesNeverLost) are asserted where the state changes.
+ * Time is not modelled: every timer may fire whenever its role allows it (election timeout,
+ * fetch timeout, request timeout -> resend, check-quorum -> resign). This over-approximates
+ * the Swift code, which is sound for the safety properties checked here.
  *
- * Assertion names (spin prints "assertion violated <Name>") are the invariant names shared
- * with the Swift simulation (fjord-sim):
- *   ElectionSafety, VoteDurability, LeaderCompleteness, CommittedEntriesNeverLost,
- *   HighWatermarkMonotonic, HighWatermarkMajority, LogMatching, EpochMonotonic.
+ * Messages. Vote (pre-vote and standard), the grants answering them, Fetch, and the two
+ * kinds of Fetch answers (records + high watermark; DivergingEpoch) travel through a
+ * network that loses, reorders and duplicates without bound (a delivery leaves the copy in
+ * the network; only a loss removes it). Everything else the core exchanges carries only an
+ * (epoch, leaderId) fact that the receiver feeds to maybeTransition: BeginQuorumEpoch,
+ * EndQuorumEpoch, their responses, Fetch error answers (FENCED_LEADER_EPOCH,
+ * UNKNOWN_LEADER_EPOCH, NOT_LEADER) and Vote rejections. Those are modelled by the LEARN
+ * event: any node may, at any time, learn any true fact -- an epoch e that some node has
+ * reached, with no leader or with the node that became leader of e. That covers every such
+ * message, stale or fresh, lost or duplicated (an over-approximation again). A pre-vote
+ * refused because a leader is alive changes nothing (KIP-996), so it is the same as a lost
+ * request; a follower's "heard from the leader within fetch.timeout" is time, so a Follower
+ * may grant a pre-vote, a Leader never does (RaftCore.handleVoteRequest).
  *
- * Deliberately broken variants (./check requires a counterexample for each):
- *   -DBROKEN_VOTE_NOT_PERSISTED     a vote is granted (response sent) before it is durable;
- *                                   a crash forgets it and the node votes twice in an epoch.
- *   -DBROKEN_PROSPECTIVE_VOTE_LOST  a Prospective node grants a standard vote without
- *                                   recording it (Kafka: prospectiveAddVotedState).
- *   -DBROKEN_HW_MINORITY            the leader's HW is its own end offset (a minority).
- *   -DBROKEN_HW_PREV_EPOCH          the leader commits entries of earlier epochs before an
- *                                   entry of its own epoch is on a majority (Raft paper,
- *                                   figure 8); needs -DMAXEPOCH=4.
- *   -DBROKEN_PROGRESS_ON_DIVERGING  the leader records the FetchOffset of a Fetch that it
- *                                   answers with DivergingEpoch.
- *   -DBROKEN_HW_REGRESS             the leader takes the freshly computed HW even when it is
- *                                   smaller (a duplicated old Fetch lowers it).
- *   -DBROKEN_NAIVE_TRUNCATE         a follower truncates to min(DivergingEpoch.endOffset, its
- *                                   end offset) and updates its HW from a diverging response.
+ * Fetch ids (FetchRequestData.fetchId) are modelled exactly: a follower accepts only the
+ * answer to its newest Fetch. When it sends a new Fetch or drops its in-flight one (role
+ * change, crash), the answers in flight to it are removed and its older Fetches are marked
+ * stale: the leader still processes a stale Fetch (noteFetch, high watermark) but its
+ * answer would be dropped on arrival, so none is sent.
+ *
+ * Assertion names (spin prints "assertion violated <Name>") are the invariant names of the
+ * simulation (Sources/FjordSimulation/Simulation.swift):
+ *   ElectionSafety, VoteDurability, CommittedEntriesNeverLost (including the simulation's
+ *   leader-completeness check), HighWatermarkMonotonic, HighWatermarkMajority,
+ *   EpochMonotonic, and LogMatching (model only; the simulation's StateMachineSafety
+ *   compares applied state instead).
+ *
+ * Deliberately broken variants (raft-specs/check requires a counterexample from each):
+ *   -DBROKEN_VOTE_NOT_PERSISTED  a standard vote is granted (response sent) but quorum-state
+ *                                is not written; a crash forgets it (Simulation's
+ *                                brokenSkipVotePersist).
+ *   -DBROKEN_VOTE_NO_LOG_CHECK   votes are granted without the up-to-date log check.
+ *   -DBROKEN_HW_MINORITY         the leader's high watermark is its own end offset.
+ *   -DBROKEN_HW_PREV_EPOCH       the leader's high watermark need not cover its epoch start
+ *                                offset (commits an older epoch's entries by counting:
+ *                                Raft figure 8); needs -DMAXEPOCH=4.
+ *   -DBROKEN_PROGRESS_ON_DIVERGING  the leader records the fetch offset of a Fetch that it
+ *                                answers with DivergingEpoch.
+ *   -DBROKEN_HW_REGRESS          the leader takes a recomputed high watermark even if smaller.
+ *   -DBROKEN_NO_FETCH_ID         a follower applies any answer whose fetch offset equals its
+ *                                end offset (no fetchId: the bug the simulation found).
  */
 
 /* ================================================================ parameters */
-#define N        3          /* voters; MAJ, the symmetry table and the events assume 3      */
+#ifdef TARGET
+#define PROBE 1
+#else
+#define PROBE 0
+#endif
+#ifndef XNR
+#define XNR 0
+#endif
+#ifndef XNF
+#define XNF 0
+#endif
+#ifndef XNL
+#define XNL 0
+#endif
+#ifdef NOHIDDEN
+#define hidden              /* spin's BFS (-DBFS) cannot handle hidden variables         */
+#endif
+#define N        3          /* voters (MAJ, the symmetry table and the events assume 3)     */
 #define MAJ      2
 #ifndef MAXEPOCH
-#define MAXEPOCH 3          /* epochs 0..MAXEPOCH (no node becomes Prospective at MAXEPOCH)  */
+#define MAXEPOCH 3          /* epochs 0..MAXEPOCH; no node stands for an epoch beyond       */
 #endif
 #ifndef MAXLOG
-#define MAXLOG   2          /* entries per log (LeaderChange records + client entries)       */
+#define MAXLOG   3          /* entries per log (LeaderChange records + client records)      */
 #endif
 #ifndef NETCAP
-#define NETCAP   2          /* network entries in flight (a broadcast is one entry)          */
-#endif
-#ifndef MAXDUP
-#define MAXDUP   1          /* deliveries of a copy (duplications) in a whole run            */
+#define NETCAP   3          /* distinct network entries in flight (a broadcast is one)      */
 #endif
 #ifndef MAXCRASH
-#define MAXCRASH 255        /* crashes in a whole run; 255 = unbounded                        */
+#define MAXCRASH 255        /* crashes in a run; 255 = unbounded                            */
 #endif
 #ifndef CLIENT
-#define CLIENT   1          /* 0: no client appends (logs hold LeaderChange records only)     */
-#endif
-#ifndef RESIGN
-#define RESIGN   1          /* 0: leaders never resign (used to narrow some broken variants) */
+#define CLIENT   1          /* 0: no client appends (logs hold LeaderChange records only)   */
 #endif
 
-#define NONE     3          /* votedId / leaderId "none" (-1 on disk); node ids are 0..N-1   */
+#if MAXLOG > 3
+#error "a FETCH_RESP carries at most 3 entries: MAXLOG <= 3"
+#endif
+#if MAXEPOCH > 6
+#error "epochs are 3-bit message fields: MAXEPOCH <= 6"
+#endif
 
-/* roles (volatile) */
+#define NONE     3          /* votedId / leaderId "none" (-1 in Swift); node ids are 0..2   */
+
+/* roles (RaftRole) */
 #define UNATTACHED  0
-#define VOTED       1       /* Kafka 4: UnattachedState with a votedKey                      */
+#define VOTED       1
 #define PROSPECTIVE 2
 #define CANDIDATE   3
 #define LEADER      4
 #define FOLLOWER    5
 #define RESIGNED    6
 
-/* message types and their fields (a..d) */
-#define VOTE_REQ    1       /* a=PreVote, b=LastOffsetEpoch, c=LastOffset (the end offset)   */
-#define VOTE_RESP   2       /* a=VoteGranted; epoch=responder's epoch (no PreVote field on
-                               the wire: the receiver's role says what the grant means)     */
-#define BEGIN_EPOCH 3       /* BeginQuorumEpoch(LeaderId=src, LeaderEpoch)                   */
-#define END_EPOCH   4       /* EndQuorumEpoch(LeaderId=src, LeaderEpoch)                     */
-#define FETCH_REQ   5       /* a=FetchOffset, b=LastFetchedEpoch                             */
-#define FETCH_RESP  6       /* a=the request's FetchOffset, b=epoch of the entry at a (0 =
-                               none; at most one entry per response), c=HighWatermark        */
-#define FETCH_DIV   7       /* a=the request's FetchOffset, b=its LastFetchedEpoch,
-                               c=DivergingEpoch.Epoch, d=DivergingEpoch.EndOffset            */
+/* message types; epoch = the header epoch field; F0..F4 = 3-bit payload fields */
+#define VOTE_REQ    1       /* epoch=candidateEpoch F0=preVote F1=lastOffsetEpoch F2=lastOffset */
+#define VOTE_RESP   2       /* a GRANT: epoch=requestEpoch F0=preVote                         */
+#define FETCH_REQ   3       /* epoch=currentLeaderEpoch F0=fetchOffset F1=lastFetchedEpoch
+                               F2=stale (a newer Fetch replaced it: its answer is dropped)   */
+#define FETCH_RESP  4       /* epoch=leaderEpoch F0=fetchOffset F1=highWatermark
+                               F2..F4=epochs of the records from fetchOffset (0 = none)      */
+#define FETCH_DIV   5       /* epoch=leaderEpoch F0=fetchOffset F1=divergingEpoch
+                               F2=divergingEndOffset                                         */
 
-/* A network entry is one int: type 3 bits, src 2, destination SET 3 (one bit per node; a
- * broadcast is one entry whose copies are delivered or lost per destination), epoch 3,
- * fields a..d 3 bits each. */
-#define MK(ty,s,dm,e,a,b,c,d) ((ty) | ((s)<<3) | ((dm)<<5) | ((e)<<8) | ((a)<<11) | ((b)<<14) | ((c)<<17) | ((d)<<20))
+/* A network entry is one int: type 3 bits, src 2, destination SET 3 (a broadcast is one
+ * entry whose copies are delivered or lost per destination), epoch 3, F0..F4 3 bits each. */
+#define MK(ty,s,dm,e,f0,f1,f2,f3,f4) ((ty) | ((s)<<3) | ((dm)<<5) | ((e)<<8) | ((f0)<<11) | \
+                                      ((f1)<<14) | ((f2)<<17) | ((f3)<<20) | ((f4)<<23))
 #define M_TYPE(m) ((m) & 7)
 #define M_SRC(m)  (((m)>>3) & 3)
 #define M_DSTS(m) (((m)>>5) & 7)
 #define M_EP(m)   (((m)>>8) & 7)
-#define M_A(m)    (((m)>>11) & 7)
-#define M_B(m)    (((m)>>14) & 7)
-#define M_C(m)    (((m)>>17) & 7)
-#define M_D(m)    (((m)>>20) & 7)
+#define M_F0(m)   (((m)>>11) & 7)
+#define M_F1(m)   (((m)>>14) & 7)
+#define M_F2(m)   (((m)>>17) & 7)
+#define M_F3(m)   (((m)>>20) & 7)
+#define M_F4(m)   (((m)>>23) & 7)
+#define STALE_BIT (1 << 17)
 #define WITH_DSTS(m, dm) (((m) & ~(7 << 5)) | ((dm) << 5))
 #define OTHERS(i) (7 & ~(1 << (i)))
 
@@ -114,51 +147,49 @@
 #define ME(l,j)   matchEnd[(l)*N + (j)]
 
 /* ================================================================ state */
-/* durable */
-byte epoch[N];              /* quorum-state LeaderEpoch                                      */
-byte voted[N];              /* quorum-state VotedId                                          */
-byte leader[N];             /* quorum-state LeaderId                                         */
+/* durable: quorum-state (ElectionState) and the log */
+byte epoch[N];              /* ElectionState.epoch                                           */
+byte voted[N];              /* ElectionState.votedId (NONE = -1)                              */
+byte leader[N];             /* ElectionState.leaderId (NONE = -1)                             */
 byte leo[N];                /* log end offset                                                */
-byte lg[N*MAXLOG];          /* lg[i][k] = epoch of the entry at offset k; 0 beyond leo       */
+byte lg[N*MAXLOG];          /* lg[i][k] = epoch of the record at offset k; 0 at/after leo    */
 #ifdef BROKEN_VOTE_NOT_PERSISTED
-byte pVoted[N];             /* the votedId on disk; voted[] is then only the memory copy    */
+byte pVoted[N];             /* the votedId on disk; voted[] is then the in-memory copy       */
+#define DURABLE_VOTED(i) pVoted[i]
+#else
+#define DURABLE_VOTED(i) voted[i]
 #endif
 
-/* volatile */
+/* volatile: RaftNode's fields, rebuilt by RaftNode.init after a crash */
 byte role[N];
-byte hw[N];                 /* the LEADER's high watermark (0 = unknown). A follower's HW
-                               drives no decision of the core, so it is not state here: each
-                               HW a follower learns is checked when learned                  */
-bit  fetched[N];            /* KIP-996 "has fetched from the leader": a Follower that fetched
-                               successfully in this epoch rejects pre-votes. Cleared by the
-                               fetch timeout (-> Prospective), EndQuorumEpoch, a role or epoch
-                               change and a crash                                            */
-byte granted[N];            /* (pre-)votes collected as Prospective/Candidate (bit per node) */
-byte matchEnd[N*N];         /* leader l: voter j's FetchOffset of its last valid Fetch       */
+byte hw[N];                 /* highWatermark (every role; 0 after a restart)                 */
+byte granted[N];            /* grants (bit per node), Prospective/Candidate only             */
+byte matchEnd[N*N];         /* leader l: replicas[j].endOffset (0 when unknown)              */
 
-/* network: a set of at most NETCAP entries, sorted (one canonical order), 0 = free */
+/* network: a set of at most NETCAP entries, sorted descending, 0 = free */
 int  net[NETCAP];
-byte dupLeft = MAXDUP;
 byte crashLeft = MAXCRASH;
 
-/* ghosts: never read by the protocol */
-byte gLeader[MAXEPOCH+1];   /* who became leader of each epoch, over all time               */
-byte gVote[N];              /* whom node i voted for in epoch[i] (incl. itself), over crashes */
-byte gCommit[MAXLOG];       /* epoch of the committed entry at offset k (0 = none yet)       */
-byte gCommitEpoch[MAXLOG];  /* epoch of the leader that first committed offset k             */
+/* ghosts: read by the assertions only */
+byte gLeader[MAXEPOCH+1];   /* the node that became leader of each epoch                    */
+byte gVote[N];              /* whom node i voted for in epoch[i] (incl. itself), kept across
+                               crashes: VoteDurability                                       */
+byte gCommit[MAXLOG];       /* epoch of the committed record at offset k (0 = not yet)       */
+byte gCommitEpoch[MAXLOG];  /* epoch of the node whose high watermark first covered k        */
 
-/* temporaries: hidden = not part of the state vector; dead between events */
-hidden int  q_cur, q_tm, q_m1;
+/* temporaries (hidden: not in the state vector; dead between steps) */
+hidden int  q_cur, q_tm, q_tm2, q_tm3;
 hidden int  q_nb[NETCAP];
-hidden byte q_t, q_t2, q_t3, q_c1, q_c2, q_c3, q_found, q_ep, q_off, q_le, q_cnt, q_x,
-            q_ok, q_grant, q_r, q_keep, dirty;
-hidden byte mT, mS, mR, mE, mA, mB, mC, mD;
-hidden byte ElectionSafety, VoteDurability, LeaderCompleteness, CommittedEntriesNeverLost,
-            HighWatermarkMonotonic, HighWatermarkMajority, LogMatching, EpochMonotonic;
+hidden byte q_t, q_t2, q_t3, q_t4, q_c1, q_c2, q_c3, q_found, q_ep, q_off, q_le, q_cnt, q_x,
+            q_y, q_z, q_ok, q_r, q_keep, q_dead, q_to, q_st;
+hidden byte mT, mS, mR, mE, m0, m1, m2, m3, m4;
+hidden byte dirty;              /* a log, a high watermark or the set of leaders changed */
+hidden byte ElectionSafety, VoteDurability, CommittedEntriesNeverLost, HighWatermarkMonotonic,
+            HighWatermarkMajority, LogMatching, EpochMonotonic, Reachable;
 
 /* ================================================================ log helpers */
 
-/* the epoch of the last entry (0 for an empty log) */
+/* RaftLog.lastFetchedEpoch (0 for an empty log; -1 in Swift) */
 inline lastEpochOf(i, res) {
   if
   :: leo[i] == 0 -> res = 0
@@ -166,8 +197,10 @@ inline lastEpochOf(i, res) {
   fi
 }
 
-/* ReplicatedLog.endOffsetForEpoch(e) -> (q_ep, q_off): the largest epoch <= e present in the
- * log and the end offset of its entries (logs are sorted by epoch) */
+/* RaftLog.endOffset(forEpoch: e) -> (q_ep, q_off): the largest epoch <= e in the log and
+ * where it ends; (0, 0) if none ((-1, -1) in Swift, which callers map to offset 0). Logs
+ * are sorted by epoch (checked under LogMatching), so MemoryRaftLog's "start of the next
+ * larger epoch" is the offset after the last record with epoch <= e. */
 inline endForEpoch(i, e) {
   q_off = 0;
   for (q_t3 : 0 .. MAXLOG-1) {
@@ -179,13 +212,14 @@ inline endForEpoch(i, e) {
   if
   :: q_off == 0 -> q_ep = 0
   :: else       -> q_ep = LG(i, q_off - 1)
-  fi
+  fi;
+  q_t3 = 0
 }
 
 /* ================================================================ network */
 
-/* insert entry m (set semantics: an identical entry in flight absorbs it; a full network
- * loses it -- loss is allowed anyway) keeping the array sorted, descending, zeros last */
+/* insert entry m: an identical entry absorbs it (unbounded duplication makes two copies
+ * the same as one); a full network loses it (loss is allowed anyway); kept sorted */
 inline netInsert(m) {
   q_tm = m; q_found = 0;
   for (q_t : 0 .. NETCAP-1) {
@@ -206,10 +240,7 @@ inline netInsert(m) {
   q_tm = 0; q_t = 0; q_found = 0
 }
 
-/* unicast from s to r */
-#define SEND(ty,s,r,e,a,b,c,d)  netInsert(MK(ty, s, 1 << (r), e, a, b, c, d))
-/* one request from i to each other voter (one entry) */
-#define BCAST(ty,i,e,a,b,c)     netInsert(MK(ty, i, OTHERS(i), e, a, b, c, 0))
+#define SEND(ty,s,r,e,f0,f1,f2,f3,f4) netInsert(MK(ty, s, 1 << (r), e, f0, f1, f2, f3, f4))
 
 inline removeSlot(k) {
   q_t = k;
@@ -220,69 +251,127 @@ inline removeSlot(k) {
   net[NETCAP-1] = 0; q_t = 0
 }
 
-/* node r takes (receives or loses) its copy of entry k */
-inline takeCopy(k, r) {
-  q_m1 = net[k];
+/* node r's copy of entry k is lost */
+inline loseCopy(k, r) {
+  q_tm2 = net[k];
   removeSlot(k);
   if
-  :: M_DSTS(q_m1) != (1 << (r)) -> netInsert(WITH_DSTS(q_m1, M_DSTS(q_m1) & ~(1 << (r))))
+  :: M_DSTS(q_tm2) != (1 << (r)) -> netInsert(WITH_DSTS(q_tm2, M_DSTS(q_tm2) & ~(1 << (r))))
   :: else -> skip
   fi;
-  q_m1 = 0
+  q_tm2 = 0
 }
 
-/* Eagerly lose copies that can never have an effect again (the network may lose anything,
- * so this only merges states that differ in dead messages): a response, BeginQuorumEpoch,
- * EndQuorumEpoch or Fetch for an epoch below the receiver's (epochs never decrease and those
- * handlers ignore lower epochs), and a BeginQuorumEpoch for an epoch whose leader the
- * receiver already knows. Stale Vote requests are kept: Kafka answers them with the higher
- * epoch, which the requester then adopts. */
+/* A new Fetch from follower i replaces its in-flight one (or i dropped it): answers in
+ * flight to i would now be discarded (fetchId mismatch), and i's older Fetches are stale. */
+inline invalidateFetch(i) {
+#ifndef BROKEN_NO_FETCH_ID
+  for (q_t2 : 0 .. NETCAP-1) { q_nb[q_t2] = net[q_t2]; net[q_t2] = 0 }
+  for (q_t2 : 0 .. NETCAP-1) {
+    q_tm3 = q_nb[q_t2];
+    if
+    :: q_tm3 == 0 -> skip
+    :: q_tm3 != 0 && (M_TYPE(q_tm3) == FETCH_RESP || M_TYPE(q_tm3) == FETCH_DIV) &&
+       M_DSTS(q_tm3) == (1 << (i)) -> skip
+    :: q_tm3 != 0 && M_TYPE(q_tm3) == FETCH_REQ && M_SRC(q_tm3) == (i) -> netInsert(q_tm3 | STALE_BIT)
+    :: else -> netInsert(q_tm3)
+    fi;
+    q_nb[q_t2] = 0
+  }
+  q_tm3 = 0; q_t2 = 0
+#else
+  skip
+#endif
+}
+
+/* Whether node r's copy of m can never change anything again (epochs, a vote cast in an
+ * epoch and a leader known in an epoch never go back, and a node is Candidate or Leader of
+ * an epoch at most once). Losing such copies eagerly only merges states that differ in
+ * dead messages. */
+inline deadCopy(m, r) {
+  if
+  :: M_TYPE(m) == VOTE_REQ ->
+       q_dead = (M_EP(m) < epoch[r]) ||
+                (M_F0(m) == 1 && epoch[M_SRC(m)] >= M_EP(m)) ||
+                (M_F0(m) == 0 && M_EP(m) == epoch[r] &&
+                 ((DURABLE_VOTED(r) != NONE && DURABLE_VOTED(r) != M_SRC(m)) || leader[r] != NONE))
+  :: M_TYPE(m) == VOTE_RESP && M_F0(m) == 1 -> q_dead = (M_EP(m) <= epoch[r])
+  :: M_TYPE(m) == VOTE_RESP && M_F0(m) == 0 -> q_dead = !(role[r] == CANDIDATE && epoch[r] == M_EP(m))
+  :: M_TYPE(m) == FETCH_REQ -> q_dead = !(role[r] == LEADER && epoch[r] == M_EP(m))
+#ifndef BROKEN_NO_FETCH_ID
+  :: M_TYPE(m) == FETCH_RESP || M_TYPE(m) == FETCH_DIV ->
+       q_dead = !(role[r] == FOLLOWER && leader[r] == M_SRC(m) && epoch[r] == M_EP(m))
+#else
+  :: M_TYPE(m) == FETCH_RESP || M_TYPE(m) == FETCH_DIV -> q_dead = (epoch[r] > M_EP(m))
+#endif
+  fi
+}
+
+/* Ghost facts that can no longer matter are forgotten (merging states that differ only in
+ * them): every use of gLeader[e] (LEARN, ElectionSafety) concerns an epoch at or above some
+ * node's epoch, and gCommitEpoch[k] is only compared with a leader's epoch (a value at or
+ * below every node's epoch passes every comparison, as 0 does). */
+inline forgetOldGhosts() {
+  q_x = epoch[0];
+  if :: epoch[1] < q_x -> q_x = epoch[1] :: else -> skip fi;
+  if :: epoch[2] < q_x -> q_x = epoch[2] :: else -> skip fi;
+  for (q_c1 : 0 .. MAXEPOCH) {
+    if :: q_c1 < q_x -> gLeader[q_c1] = NONE :: else -> skip fi
+  }
+  for (q_c1 : 0 .. MAXLOG-1) {
+    if :: gCommitEpoch[q_c1] <= q_x -> gCommitEpoch[q_c1] = 0 :: else -> skip fi
+  }
+  q_x = 0; q_c1 = 0
+}
+
 inline gcNet() {
   for (q_c1 : 0 .. NETCAP-1) { q_nb[q_c1] = net[q_c1]; net[q_c1] = 0 }
   for (q_c1 : 0 .. NETCAP-1) {
-    q_tm = q_nb[q_c1];
+    q_tm2 = q_nb[q_c1];
     if
-    :: q_tm != 0 ->
-         q_keep = M_DSTS(q_tm);
+    :: q_tm2 != 0 ->
+         q_keep = M_DSTS(q_tm2);
          for (q_r : 0 .. N-1) {
            if
-           :: (q_keep & (1 << q_r)) && M_TYPE(q_tm) != VOTE_REQ && M_EP(q_tm) < epoch[q_r] ->
-                q_keep = q_keep & ~(1 << q_r)
-           :: ((q_keep & (1 << q_r)) && M_TYPE(q_tm) == BEGIN_EPOCH && M_EP(q_tm) == epoch[q_r] &&
-               leader[q_r] != NONE) -> q_keep = q_keep & ~(1 << q_r)
+           :: q_keep & (1 << q_r) ->
+                deadCopy(q_tm2, q_r);
+                if
+                :: q_dead -> q_keep = q_keep & ~(1 << q_r)
+                :: else -> skip
+                fi
            :: else -> skip
            fi
          }
          if
-         :: q_keep != 0 -> netInsert(WITH_DSTS(q_tm, q_keep))
+         :: q_keep != 0 -> netInsert(WITH_DSTS(q_tm2, q_keep))
          :: else -> skip
          fi
     :: else -> skip
     fi;
     q_nb[q_c1] = 0
   }
-  q_tm = 0; q_c1 = 0; q_r = 0; q_keep = 0
+  q_tm2 = 0; q_c1 = 0; q_r = 0; q_keep = 0; q_dead = 0
 }
 
 /* ================================================================ durable-state writes */
 
-/* every epoch change goes through here */
+/* every write of ElectionState.epoch (persist(_:) in Swift) */
 inline setEpoch(i, e) {
   EpochMonotonic = (e >= epoch[i]);
   assert(EpochMonotonic);
   if
-  :: e > epoch[i] -> gVote[i] = NONE          /* no vote cast in the new epoch yet */
+  :: e > epoch[i] -> gVote[i] = NONE           /* a new epoch: no vote cast in it yet */
   :: else -> skip
   fi;
   epoch[i] = e
 }
 
 #ifdef BROKEN_VOTE_NOT_PERSISTED
-#define PERSIST_VOTE(i, v)  pVoted[i] = v
-#define GRANT_VOTE(i, v)    voted[i] = v     /* BROKEN: memory only, the response goes out */
+#define SET_VOTED(i, v)   voted[i] = v; pVoted[i] = v
+#define GRANT_VOTE(i, v)  voted[i] = v           /* BROKEN: memory only, yet the grant is sent */
 #else
-#define PERSIST_VOTE(i, v)  skip             /* voted[] is the durable copy itself         */
-#define GRANT_VOTE(i, v)    voted[i] = v     /* fsync(quorum-state) happens-before the send */
+#define SET_VOTED(i, v)   voted[i] = v
+#define GRANT_VOTE(i, v)  voted[i] = v           /* persisted before the grant leaves */
 #endif
 
 /* ghost: every vote cast (a grant, or a candidate's vote for itself) */
@@ -292,153 +381,185 @@ inline ghostVote(i, c) {
   gVote[i] = c
 }
 
+/* the leader state cleared by clearLeaderState() and the election bookkeeping that only a
+ * Prospective/Candidate uses (normalised to 0 so that dead values do not split states) */
 inline clearVolatile(i) {
-  fetched[i] = 0; granted[i] = 0; hw[i] = 0;
-  for (q_t2 : 0 .. N-1) { ME(i, q_t2) = 0 }
+  granted[i] = 0;
+  for (q_t4 : 0 .. N-1) { ME(i, q_t4) = 0 }
+  q_t4 = 0
 }
 
-/* QuorumState.transitionToUnattached(e): persist (e, none, none) */
-inline toUnattached(i, e) {
+/* the follower's fetch loop: RaftNode.sendFetch -- Fetch(currentLeaderEpoch, fetchOffset =
+ * end offset, lastFetchedEpoch) to the leader, replacing the in-flight one */
+inline sendFetch(i) {
+  invalidateFetch(i);
+  lastEpochOf(i, q_le);
+  SEND(FETCH_REQ, i, leader[i], epoch[i], leo[i], q_le, 0, 0, 0);
+  q_le = 0
+}
+
+/* RaftNode.becomeUnattached(e): persist (e, -1, -1) */
+inline becomeUnattached(i, e) {
   setEpoch(i, e);
-  voted[i] = NONE; PERSIST_VOTE(i, NONE); leader[i] = NONE;
+  SET_VOTED(i, NONE); leader[i] = NONE;
   role[i] = UNATTACHED;
-  clearVolatile(i)
+  clearVolatile(i);
+  invalidateFetch(i)
 }
 
-/* QuorumState.transitionToFollower(e, l): persist (e, votedId kept in the same epoch, l) */
-inline toFollower(i, e, l) {
+/* RaftNode.becomeFollower(e, l): persist (e, votedId if e is the current epoch, l), then
+ * maybeSendFetch -> sendFetch */
+inline becomeFollower(i, e, l) {
   if
-  :: e > epoch[i] -> setEpoch(i, e); voted[i] = NONE; PERSIST_VOTE(i, NONE)
+  :: e > epoch[i] -> setEpoch(i, e); SET_VOTED(i, NONE)
   :: else -> skip
   fi;
   leader[i] = l;
   role[i] = FOLLOWER;
-  clearVolatile(i)
+  clearVolatile(i);
+  sendFetch(i)
 }
 
-/* Kafka maybeTransition(leaderId, epoch), for BeginQuorumEpoch and EndQuorumEpoch from l:
- * follow l if its epoch is newer, or is ours and we know no leader in it */
-inline maybeTransition(i, l, e) {
+/* RaftNode.maybeTransition(epoch: e, leader: l) */
+inline maybeTransition(i, e, l) {
   if
-  :: e > epoch[i] || (e == epoch[i] && leader[i] == NONE) -> toFollower(i, e, l)
-  :: else -> skip
+  :: e > epoch[i] && l != NONE && l != i -> becomeFollower(i, e, l)
+  :: e > epoch[i] && (l == NONE || l == i) -> becomeUnattached(i, e)
+  :: e == epoch[i] && l != NONE && l != i && !(role[i] == FOLLOWER && leader[i] == l) &&
+     role[i] != LEADER && role[i] != RESIGNED -> becomeFollower(i, e, l)
+  :: else -> skip   /* nothing new, or "impossible for a correct peer" (Leader, Resigned) */
   fi
 }
 
 /* ================================================================ role changes */
 
-/* onElectionTimeout / fetch timeout -> Prospective: Vote(PreVote=true) to the other voters.
- * Nothing is persisted and the epoch is not bumped. Kafka: a pre-vote carries the sender's
- * CURRENT epoch (KafkaRaftClient.buildVoteRequest), not epoch + 1. */
+/* RaftNode.becomeProspective: nothing persisted, epoch unchanged; Vote(preVote=true,
+ * candidateEpoch = epoch + 1, lastOffsetEpoch, lastOffset = end offset) to the others */
 inline becomeProspective(i) {
   role[i] = PROSPECTIVE;
-  fetched[i] = 0; granted[i] = (1 << i);
+  clearVolatile(i);
+  granted[i] = (1 << i);
+  invalidateFetch(i);
   lastEpochOf(i, q_le);
-  BCAST(VOTE_REQ, i, epoch[i], 1, q_le, leo[i]);
+  netInsert(MK(VOTE_REQ, i, OTHERS(i), epoch[i] + 1, 1, q_le, leo[i], 0, 0));
   q_le = 0
 }
 
-/* a majority of pre-votes -> Candidate: epoch + 1 and a vote for itself, persisted, then
- * Vote(PreVote=false) to the other voters */
+/* RaftNode.becomeCandidate: persist (epoch + 1, self, -1), then Vote(preVote=false) */
 inline becomeCandidate(i) {
   setEpoch(i, epoch[i] + 1);
-  voted[i] = i; PERSIST_VOTE(i, i); leader[i] = NONE;
+  SET_VOTED(i, i); leader[i] = NONE;
   ghostVote(i, i);
   role[i] = CANDIDATE;
   clearVolatile(i);
   granted[i] = (1 << i);
   lastEpochOf(i, q_le);
-  BCAST(VOTE_REQ, i, epoch[i], 0, q_le, leo[i]);
+  netInsert(MK(VOTE_REQ, i, OTHERS(i), epoch[i], 0, q_le, leo[i], 0, 0));
   q_le = 0
 }
 
-/* becomeLeader: a majority of votes. Persists leaderId = self, appends the LeaderChange
- * control record at the epoch start offset, HW unknown (Kafka does not carry the HW into a
- * new leadership), BeginQuorumEpoch to the other voters. Caller guards leo < MAXLOG. */
+/* RaftNode.becomeLeader: persist leaderId = self, append the LeaderChange control record at
+ * epochStartOffset = end offset, BeginQuorumEpoch to the others (a LEARN fact). If the log
+ * cannot take the record -- in the model: it is full (MAXLOG) -- Swift's catch path resigns. */
 inline becomeLeader(i) {
   ElectionSafety = (gLeader[epoch[i]] == NONE || gLeader[epoch[i]] == i);
   assert(ElectionSafety);
   gLeader[epoch[i]] = i;
-  role[i] = LEADER; leader[i] = i;
+  leader[i] = i;
   clearVolatile(i);
-  LG(i, leo[i]) = epoch[i]; leo[i]++;
-  dirty = 1;
-  BCAST(BEGIN_EPOCH, i, epoch[i], 0, 0, 0)
+  if
+  :: leo[i] < MAXLOG -> role[i] = LEADER; LG(i, leo[i]) = epoch[i]; leo[i]++
+  :: else -> role[i] = RESIGNED                 /* becomeResigned: EndQuorumEpoch = facts */
+  fi;
+  dirty = 1
 }
 
-/* updateHighWatermark (Kafka LeaderState.maybeUpdateHighWatermark) */
-inline updateHighWatermark(l) {
-  /* q_x = the largest offset reached by a majority of voters: the leader counts with its
-   * end offset, a follower with the FetchOffset of its last valid Fetch in this epoch */
-  q_x = 0;
-  for (q_t2 : 1 .. MAXLOG) {
-    q_cnt = 0;
-    for (q_t3 : 0 .. N-1) {
-      if
-      :: (q_t3 == l && leo[l] >= q_t2) || (q_t3 != l && ME(l, q_t3) >= q_t2) -> q_cnt++
-      :: else -> skip
-      fi
-    }
+/* RaftNode.becomeResigned (check-quorum, or the append failure above) */
+inline resign(i) {
+  role[i] = RESIGNED;
+  clearVolatile(i)
+}
+
+/* the node's high watermark moves to x: RaftReady.newHighWatermark, where the simulation
+ * checks HighWatermarkMonotonic and CommittedEntriesNeverLost (noteHighWatermark) */
+inline advanceHW(i, x) {
+  HighWatermarkMonotonic = (x >= hw[i]);
+  assert(HighWatermarkMonotonic);
+  for (q_t2 : 0 .. MAXLOG-1) {
     if
-    :: q_cnt >= MAJ -> q_x = q_t2
+    :: q_t2 < x && gCommit[q_t2] == 0 -> gCommit[q_t2] = LG(i, q_t2); gCommitEpoch[q_t2] = epoch[i]
+    :: q_t2 < x && gCommit[q_t2] != 0 ->
+         CommittedEntriesNeverLost = (q_t2 < leo[i] && gCommit[q_t2] == LG(i, q_t2));
+         assert(CommittedEntriesNeverLost)
     :: else -> skip
     fi
   }
+  hw[i] = x; dirty = 1;
+  q_t2 = 0
+}
+
+/* RaftNode.updateHighWatermark at leader l: the MAJ-th largest of (its flushed end offset,
+ * replicas[j].endOffset), if it covers the epoch start offset and exceeds the current HW */
+inline updateHighWatermark(l) {
+  q_x = leo[l];                                 /* flushedEndOffset == endOffset (see top) */
+  q_y = ME(l, (l + 1) % N);
+  q_z = ME(l, (l + 2) % N);
+  /* the second largest of q_x, q_y, q_z -> q_x */
+  if
+  :: (q_x >= q_y && q_y >= q_z) || (q_z >= q_y && q_y >= q_x) -> q_x = q_y
+  :: (q_y >= q_x && q_x >= q_z) || (q_z >= q_x && q_x >= q_y) -> skip
+  :: else -> q_x = q_z
+  fi;
 #ifdef BROKEN_HW_MINORITY
   q_x = leo[l];
 #endif
-  /* the epoch start offset: the offset of the leader's own LeaderChange record */
+  /* epochStartOffset: where the leader's LeaderChange record sits */
   q_off = 0;
   do
   :: q_off < leo[l] && LG(l, q_off) != epoch[l] -> q_off++
   :: else -> break
   od;
 #if defined(BROKEN_HW_PREV_EPOCH)
-  if :: q_x >= q_off && q_x > hw[l] ->
+  if :: q_x > hw[l] ->
 #elif defined(BROKEN_HW_REGRESS)
   if :: q_x > q_off && q_x != hw[l] ->
 #else
-  /* Kafka: "highWatermarkUpdateOffset > epochStartOffset" (the HW must cover the leader's
-   * own LeaderChange record), and the HW never moves backwards */
   if :: q_x > q_off && q_x > hw[l] ->
 #endif
-       for (q_t2 : 0 .. MAXLOG-1) {          /* ghost: what is now committed */
-         if
-         :: q_t2 < q_x && gCommit[q_t2] == 0 -> gCommit[q_t2] = LG(l, q_t2); gCommitEpoch[q_t2] = epoch[l]
-         :: q_t2 < q_x && gCommit[q_t2] != 0 ->
-              CommittedEntriesNeverLost = (gCommit[q_t2] == LG(l, q_t2));
-              assert(CommittedEntriesNeverLost)
-         :: else -> skip
-         fi
-       }
-       HighWatermarkMonotonic = (q_x >= hw[l]);
-       assert(HighWatermarkMonotonic);
-       hw[l] = q_x; dirty = 1
+       advanceHW(l, q_x)
   :: else -> skip
   fi;
-  q_x = 0; q_cnt = 0; q_off = 0
+  q_x = 0; q_y = 0; q_z = 0; q_off = 0
 }
 
 /* ================================================================ state invariants */
 inline check_invariants() {
-  /* ElectionSafety (state form: no two leaders of one epoch; the all-time form is the
-   * gLeader assertion in becomeLeader) */
+  /* ElectionSafety (state form; the history form is asserted in becomeLeader) */
   ElectionSafety = 1;
   for (q_c1 : 0 .. N-1) {
     for (q_c2 : 0 .. N-1) {
       if
-      :: (q_c1 < q_c2 && role[q_c1] == LEADER && role[q_c2] == LEADER &&
-          epoch[q_c1] == epoch[q_c2]) -> ElectionSafety = 0
+      :: q_c1 < q_c2 && role[q_c1] == LEADER && role[q_c2] == LEADER && epoch[q_c1] == epoch[q_c2] ->
+           ElectionSafety = 0
       :: else -> skip
       fi
     }
   }
   assert(ElectionSafety);
 
-  /* LogMatching: equal (offset, epoch) in two logs => equal entries at the previous offset
-   * (so, inductively, equal prefixes) */
+  /* LogMatching: every log is sorted by epoch and holds no epoch above its node's; equal
+   * (offset, epoch) in two logs => equal records at the previous offset (so, inductively,
+   * equal prefixes) */
   LogMatching = 1;
   for (q_c1 : 0 .. N-1) {
+    for (q_c3 : 0 .. MAXLOG-1) {
+      if
+      :: q_c3 < leo[q_c1] && (LG(q_c1, q_c3) == 0 || LG(q_c1, q_c3) > epoch[q_c1] ||
+                              (q_c3 > 0 && LG(q_c1, q_c3) < LG(q_c1, q_c3 - 1))) -> LogMatching = 0
+      :: q_c3 >= leo[q_c1] && LG(q_c1, q_c3) != 0 -> LogMatching = 0
+      :: else -> skip
+      fi
+    }
     for (q_c2 : 0 .. N-1) {
       for (q_c3 : 1 .. MAXLOG-1) {
         if
@@ -451,8 +572,10 @@ inline check_invariants() {
   }
   assert(LogMatching);
 
-  /* CommittedEntriesNeverLost: each committed entry is still held by a majority, and a
-   * leader's log agrees with the committed entries below its HW */
+  /* CommittedEntriesNeverLost: (a) a committed record is held by a majority; (b) every
+   * node's log below its high watermark is the committed log; (c) a leader of the epoch the
+   * record was committed in, or of a later one, holds it (the simulation's
+   * leader-completeness check, reported under this name) */
   CommittedEntriesNeverLost = 1;
   for (q_c3 : 0 .. MAXLOG-1) {
     if
@@ -472,29 +595,17 @@ inline check_invariants() {
     fi;
     for (q_c1 : 0 .. N-1) {
       if
-      :: (q_c3 < hw[q_c1] && (gCommit[q_c3] == 0 || q_c3 >= leo[q_c1] ||
-          LG(q_c1, q_c3) != gCommit[q_c3])) -> CommittedEntriesNeverLost = 0
+      :: q_c3 < hw[q_c1] && (gCommit[q_c3] == 0 || q_c3 >= leo[q_c1] || LG(q_c1, q_c3) != gCommit[q_c3]) ->
+           CommittedEntriesNeverLost = 0
+      :: (role[q_c1] == LEADER && gCommit[q_c3] != 0 && gCommitEpoch[q_c3] <= epoch[q_c1] &&
+          (q_c3 >= leo[q_c1] || LG(q_c1, q_c3) != gCommit[q_c3])) -> CommittedEntriesNeverLost = 0
       :: else -> skip
       fi
     }
   }
   assert(CommittedEntriesNeverLost);
 
-  /* LeaderCompleteness: a leader holds every entry committed in an earlier epoch */
-  LeaderCompleteness = 1;
-  for (q_c1 : 0 .. N-1) {
-    for (q_c3 : 0 .. MAXLOG-1) {
-      if
-      :: (role[q_c1] == LEADER && gCommit[q_c3] != 0 && gCommitEpoch[q_c3] < epoch[q_c1] &&
-          (q_c3 >= leo[q_c1] || LG(q_c1, q_c3) != gCommit[q_c3])) -> LeaderCompleteness = 0
-      :: else -> skip
-      fi
-    }
-  }
-  assert(LeaderCompleteness);
-
-  /* HighWatermarkMajority: a leader's HW is <= the end offset of a majority of voters
-   * whose logs hold the leader's entries below the HW */
+  /* HighWatermarkMajority: a majority of voters hold the leader's log below its HW */
   HighWatermarkMajority = 1;
   for (q_c1 : 0 .. N-1) {
     if
@@ -521,282 +632,228 @@ inline check_invariants() {
     fi
   }
   assert(HighWatermarkMajority);
+#ifdef TARGET
+  Reachable = !(TARGET);          /* reachability probe: -DTARGET='<expr>' */
+  assert(Reachable);
+#endif
   q_c1 = 0; q_c2 = 0; q_c3 = 0; q_cnt = 0; q_ok = 0
 }
 
 /* ================================================================ message handlers
- * (mT, mS, mE, mA..mD decoded from the entry; mR = the receiving node) */
+ * (mT, mS, mE, m0..m4 decoded from the entry; mR = the receiving node) */
 
-/* handleVoteRequest at i from mS */
+/* RaftNode.isUpToDate(lastEpoch: m1, lastOffset: m2) at node i -> q_ok */
+inline upToDate(i) {
+  lastEpochOf(i, q_le);
+#ifdef BROKEN_VOTE_NO_LOG_CHECK
+  q_ok = 1;
+#else
+  q_ok = (m1 > q_le || (m1 == q_le && m2 >= leo[i]));
+#endif
+  q_le = 0
+}
+
+/* RaftNode.handleVoteRequest at i from candidate mS (candidateEpoch mE) */
 inline handleVoteRequest(i) {
   if
-  :: mE < epoch[i] ->
-       /* FENCED_LEADER_EPOCH: answer with our epoch so the sender catches up */
-       SEND(VOTE_RESP, i, mS, epoch[i], 0, 0, 0, 0)
-  :: else ->
-       /* Kafka: a request with a higher epoch moves us to Unattached in that epoch, for a
-        * standard vote AND for a pre-vote (whose epoch the sender already holds durably);
-        * granting a pre-vote changes nothing else */
+  :: mE < epoch[i] -> skip                      /* rejected: the answer is a LEARN fact */
+  :: mE >= epoch[i] && m0 == 1 ->
+       /* pre-vote: no state change; a Leader refuses, a Follower may (time): refusal is a
+        * no-op. A grant counts only if our epoch is below candidateEpoch; otherwise the
+        * answer's leaderEpoch exceeds the requester's epoch and it only transitions. */
+       upToDate(i);
        if
-       :: mE > epoch[i] -> toUnattached(i, mE)
+       :: q_ok && role[i] != LEADER && epoch[i] < mE -> SEND(VOTE_RESP, i, mS, mE, 1, 0, 0, 0, 0)
+       :: else -> skip
+       fi
+  :: mE >= epoch[i] && m0 == 0 ->
+       if
+       :: mE > epoch[i] -> becomeUnattached(i, mE)
        :: else -> skip
        fi;
-       lastEpochOf(i, q_le);
-       q_ok = (mB > q_le || (mB == q_le && mC >= leo[i]));   /* sender's log is up to date */
+       upToDate(i);
        if
-       :: mA == 1 ->                                         /* canGrantVote(.., preVote) */
+       :: (voted[i] == NONE || voted[i] == mS) && leader[i] == NONE && q_ok ->
             if
-            :: role[i] == UNATTACHED || role[i] == VOTED || role[i] == PROSPECTIVE || role[i] == CANDIDATE ->
-                 q_grant = q_ok
-            :: role[i] == FOLLOWER -> q_grant = (q_ok && !fetched[i])
-            :: else -> q_grant = 0                          /* Leader, Resigned */
-            fi
-       :: else ->                                            /* standard vote */
-            if
-            :: role[i] == UNATTACHED || role[i] == VOTED || role[i] == PROSPECTIVE ->
-                 if
-                 :: voted[i] == mS -> q_grant = 1
-                 :: voted[i] != NONE && voted[i] != mS -> q_grant = 0
-                 :: voted[i] == NONE && leader[i] != NONE -> q_grant = 0
-                 :: voted[i] == NONE && leader[i] == NONE -> q_grant = q_ok
-                 fi
-            :: else -> q_grant = 0             /* Candidate, Leader, Follower, Resigned */
-            fi;
-            if
-            :: q_grant && voted[i] == NONE ->
-#ifdef BROKEN_PROSPECTIVE_VOTE_LOST
-                 if
-                 :: role[i] != PROSPECTIVE -> GRANT_VOTE(i, mS)
-                 :: else -> skip                            /* BROKEN: not recorded */
-                 fi;
-#else
-                 GRANT_VOTE(i, mS);                         /* persist (epoch, votedId) ... */
-#endif
-                 ghostVote(i, mS);
-                 if
-                 :: role[i] == UNATTACHED -> role[i] = VOTED
-                 :: else -> skip                            /* a Prospective stays Prospective */
-                 fi
+            :: voted[i] != mS -> GRANT_VOTE(i, mS)   /* persist (epoch, votedId) ... */
             :: else -> skip
-            fi
-       fi;
-       if
-       :: q_grant -> SEND(VOTE_RESP, i, mS, epoch[i], 1, 0, 0, 0)   /* ... before this send */
-       :: else -> skip       /* a same-epoch rejection only makes the sender back off */
+            fi;
+            ghostVote(i, mS);
+            role[i] = VOTED;
+            clearVolatile(i);
+            SEND(VOTE_RESP, i, mS, mE, 0, 0, 0, 0, 0)  /* ... before the grant is sent */
+       :: else -> skip                          /* refused: no change */
        fi
   fi;
-  q_le = 0; q_ok = 0; q_grant = 0
+  q_ok = 0
 }
 
-/* handleVoteResponse at i from mS */
+inline countGrants(i) {
+  q_cnt = 0;
+  for (q_t2 : 0 .. N-1) {
+    if
+    :: granted[i] & (1 << q_t2) -> q_cnt++
+    :: else -> skip
+    fi
+  }
+  q_t2 = 0
+}
+
+/* RaftNode.handleVoteResponse at i: a grant from mS for requestEpoch mE */
 inline handleVoteResponse(i) {
   if
-  :: mE > epoch[i] -> toUnattached(i, mE)
-  :: mE == epoch[i] && mA == 1 && (role[i] == PROSPECTIVE || role[i] == CANDIDATE) ->
+  :: m0 == 1 && role[i] == PROSPECTIVE && mE == epoch[i] + 1 ->
        granted[i] = granted[i] | (1 << mS);
-       q_cnt = 0;
-       for (q_t2 : 0 .. N-1) {
-         if
-         :: granted[i] & (1 << q_t2) -> q_cnt++
-         :: else -> skip
-         fi
-       }
+       countGrants(i);
        if
-       :: q_cnt >= MAJ && role[i] == PROSPECTIVE && epoch[i] < MAXEPOCH -> becomeCandidate(i)
-       :: q_cnt >= MAJ && role[i] == CANDIDATE && leo[i] < MAXLOG -> becomeLeader(i)
-       :: else -> skip   /* (bound: a winner whose log is full cannot append LeaderChange) */
-       fi;
-       q_cnt = 0
+       :: q_cnt >= MAJ -> becomeCandidate(i)
+       :: else -> skip
+       fi
+  :: m0 == 0 && role[i] == CANDIDATE && mE == epoch[i] ->
+       granted[i] = granted[i] | (1 << mS);
+       countGrants(i);
+       if
+       :: q_cnt >= MAJ -> becomeLeader(i)
+       :: else -> skip
+       fi
   :: else -> skip
-  fi
+  fi;
+  q_cnt = 0
 }
 
-/* handleBeginQuorumEpochRequest at i from leader mS */
-inline handleBeginQuorumEpoch(i) {
-  maybeTransition(i, mS, mE)
-}
-
-/* handleEndQuorumEpochRequest at i from the resigned leader mS: follow the epoch, and if we
- * follow mS in it, let the fetch timer expire early (pre-votes may now be granted) */
-inline handleEndQuorumEpoch(i) {
-  maybeTransition(i, mS, mE);
-  if
-  :: role[i] == FOLLOWER && leader[i] == mS && epoch[i] == mE -> fetched[i] = 0
-  :: else -> skip
-  fi
-}
-
-/* handleFetchRequest at leader l from follower mS */
+/* RaftNode.handleFetchRequest at l from follower mS: Fetch(mE, fetchOffset m0,
+ * lastFetchedEpoch m1, stale m2) */
 inline handleFetchRequest(l) {
   if
   :: role[l] == LEADER && mE == epoch[l] ->
-       endForEpoch(l, mB);
+       /* divergence: the fetcher's last epoch must end, in our log, at or after its offset */
+       endForEpoch(l, m1);
        if
-       :: q_ep == mB && q_off >= mA ->
-            /* valid: record the follower's end offset, maybe advance the HW, send the entry
-             * at FetchOffset (if any) and the HW */
-            ME(l, mS) = mA;
+       :: (m0 == 0 && m1 == 0) || (q_ep == m1 && q_off >= m0) ->
+            /* noteFetch(endOffset: fetchOffset), updateHighWatermark, answerFetch */
+            ME(l, mS) = m0;
             updateHighWatermark(l);
             if
-            :: mA < leo[l] -> q_le = LG(l, mA)
-            :: else -> q_le = 0
-            fi;
-            SEND(FETCH_RESP, l, mS, mE, mA, q_le, hw[l], 0)
+            :: m2 == 0 ->
+                 q_x = 0; q_y = 0; q_z = 0;
+                 if :: m0 < leo[l] -> q_x = LG(l, m0) :: else -> skip fi;
+                 if :: m0 + 1 < leo[l] -> q_y = LG(l, m0 + 1) :: else -> skip fi;
+                 if :: m0 + 2 < leo[l] -> q_z = LG(l, m0 + 2) :: else -> skip fi;
+                 SEND(FETCH_RESP, l, mS, mE, m0, hw[l], q_x, q_y, q_z);
+                 q_x = 0; q_y = 0; q_z = 0
+            :: else -> skip
+            fi
        :: else ->
 #ifdef BROKEN_PROGRESS_ON_DIVERGING
-            ME(l, mS) = mA;
+            ME(l, mS) = m0;
             updateHighWatermark(l);
 #endif
-            /* DivergingEpoch = endOffsetForEpoch(LastFetchedEpoch) of the leader's log */
-            SEND(FETCH_DIV, l, mS, mE, mA, mB, q_ep, q_off)
+            /* DivergingEpoch = endOffset(forEpoch: lastFetchedEpoch) of our log */
+            if
+            :: m2 == 0 -> SEND(FETCH_DIV, l, mS, mE, m0, q_ep, q_off, 0, 0)
+            :: else -> skip
+            fi
        fi
-  :: else -> skip   /* Kafka answers a wrong-epoch Fetch with an error that carries the
-                       current epoch/leader: faster discovery only, not modelled */
+  :: else -> skip   /* an error answer carrying (epoch, leaderId): a LEARN fact */
   fi;
-  q_ep = 0; q_off = 0; q_le = 0
+  q_ep = 0; q_off = 0
 }
 
-/* handleFetchResponse at follower i, no divergence: append, learn the HW. A response is
- * used only if it answers the Fetch we would send now (same epoch and leader, FetchOffset
- * == our end offset): Kafka drops other responses by correlation id. */
+/* RaftNode.handleFetchResponse at follower i, records + high watermark from leader mS */
 inline handleFetchResponse(i) {
   if
-  :: role[i] == FOLLOWER && leader[i] == mS && epoch[i] == mE && mA == leo[i] ->
+  :: role[i] == FOLLOWER && leader[i] == mS && epoch[i] == mE && m0 == leo[i] ->
+       /* appendAsFollower (then flushed) */
        if
-       :: mB != 0 && leo[i] < MAXLOG -> LG(i, leo[i]) = mB; leo[i]++; dirty = 1   /* + flush */
+       :: m2 != 0 -> LG(i, m0) = m2; leo[i] = m0 + 1
        :: else -> skip
        fi;
-       fetched[i] = 1;
-       /* follower HW = min(leader HW, end offset): every entry below it must be committed */
-       q_x = (mC < leo[i] -> mC : leo[i]);
-       CommittedEntriesNeverLost = 1;
-       for (q_t2 : 0 .. MAXLOG-1) {
-         if
-         :: q_t2 < q_x && (gCommit[q_t2] == 0 || LG(i, q_t2) != gCommit[q_t2]) -> CommittedEntriesNeverLost = 0
-         :: else -> skip
-         fi
-       }
-       assert(CommittedEntriesNeverLost);
-       q_x = 0
+       if
+       :: m3 != 0 -> LG(i, m0 + 1) = m3; leo[i] = m0 + 2
+       :: else -> skip
+       fi;
+       if
+       :: m4 != 0 -> LG(i, m0 + 2) = m4; leo[i] = m0 + 3
+       :: else -> skip
+       fi;
+       dirty = 1;
+       /* hw = min(leader's HW, end offset), if it moves forward */
+       q_x = (m1 < leo[i] -> m1 : leo[i]);
+       if
+       :: q_x > hw[i] -> advanceHW(i, q_x)
+       :: else -> skip
+       fi;
+       q_x = 0;
+       sendFetch(i)
   :: else -> skip
   fi
 }
 
-/* handleFetchResponse at follower i with DivergingEpoch(mC, mD): truncate, then fetch again.
- * Kafka ReplicatedLog.truncateToEndOffset -- NOT simply min(EndOffset, our end offset) --
- * and no HW update from a diverging response. */
+/* RaftNode.handleFetchResponse at follower i, DivergingEpoch (m1, m2) from leader mS:
+ * truncate to min(divergingEndOffset, our endOffset(forEpoch: divergingEpoch)), no HW
+ * update, fetch again */
 inline handleFetchDiverging(i) {
-  lastEpochOf(i, q_le);
   if
-  :: (role[i] == FOLLOWER && leader[i] == mS && epoch[i] == mE && mA == leo[i] &&
-      mB == q_le) ->
-#ifdef BROKEN_NAIVE_TRUNCATE
-       q_x = (mD < leo[i] -> mD : leo[i]);
-#else
+  :: role[i] == FOLLOWER && leader[i] == mS && epoch[i] == mE && m0 == leo[i] ->
+       endForEpoch(i, m1);
+       q_to = (q_ep == 0 -> 0 : q_off);
+       q_to = (m2 < q_to -> m2 : q_to);
        if
-       :: mC == 0 -> q_x = (mD < leo[i] -> mD : leo[i])
-       :: else ->
-            endForEpoch(i, mC);
-            if
-            :: q_ep == mC -> q_x = (q_off < mD -> q_off : mD)
-            :: else -> q_x = q_off
-            fi
+       :: q_to < leo[i] ->
+            /* a record equal to a committed one is never truncated */
+            CommittedEntriesNeverLost = 1;
+            for (q_t2 : 0 .. MAXLOG-1) {
+              if
+              :: q_t2 >= q_to && q_t2 < leo[i] && gCommit[q_t2] != 0 && LG(i, q_t2) == gCommit[q_t2] ->
+                   CommittedEntriesNeverLost = 0
+              :: else -> skip
+              fi
+            }
+            assert(CommittedEntriesNeverLost);
+            for (q_t2 : 0 .. MAXLOG-1) {
+              if
+              :: q_t2 >= q_to -> LG(i, q_t2) = 0
+              :: else -> skip
+              fi
+            }
+            leo[i] = q_to; q_t2 = 0; dirty = 1
+       :: else -> skip
        fi;
-#endif
-       /* a committed entry is never truncated (Kafka throws below the HW) */
-       CommittedEntriesNeverLost = 1;
-       for (q_t2 : 0 .. MAXLOG-1) {
-         if
-         :: (q_t2 >= q_x && q_t2 < leo[i] && gCommit[q_t2] != 0 &&
-             LG(i, q_t2) == gCommit[q_t2]) -> CommittedEntriesNeverLost = 0
-         :: else -> skip
-         fi
-       }
-       assert(CommittedEntriesNeverLost);
-       for (q_t2 : 0 .. MAXLOG-1) {
-         if
-         :: q_t2 >= q_x -> LG(i, q_t2) = 0
-         :: else -> skip
-         fi
-       }
-       leo[i] = q_x; dirty = 1;
-#ifdef BROKEN_NAIVE_TRUNCATE
-       /* BROKEN: take the HW from the diverging response, as from a normal one */
-       q_x = (mD < leo[i] -> mD : leo[i]);
-       CommittedEntriesNeverLost = 1;
-       for (q_t2 : 0 .. MAXLOG-1) {
-         if
-         :: q_t2 < q_x && (gCommit[q_t2] == 0 || LG(i, q_t2) != gCommit[q_t2]) -> CommittedEntriesNeverLost = 0
-         :: else -> skip
-         fi
-       }
-       assert(CommittedEntriesNeverLost);
-#endif
-       fetched[i] = 1
+       q_to = 0; q_ep = 0; q_off = 0;
+       sendFetch(i)
   :: else -> skip
-  fi;
-  q_x = 0; q_ep = 0; q_off = 0; q_le = 0
-}
-
-/* deliver entry m's copy to node r */
-inline deliver(m, r) {
-  mT = M_TYPE(m); mS = M_SRC(m); mR = r; mE = M_EP(m);
-  mA = M_A(m); mB = M_B(m); mC = M_C(m); mD = M_D(m);
-  if
-  :: mT == VOTE_REQ    -> handleVoteRequest(mR)
-  :: mT == VOTE_RESP   -> handleVoteResponse(mR)
-  :: mT == BEGIN_EPOCH -> handleBeginQuorumEpoch(mR)
-  :: mT == END_EPOCH   -> handleEndQuorumEpoch(mR)
-  :: mT == FETCH_REQ   -> handleFetchRequest(mR)
-  :: mT == FETCH_RESP  -> handleFetchResponse(mR)
-  :: mT == FETCH_DIV   -> handleFetchDiverging(mR)
-  fi;
-  mT = 0; mS = 0; mR = 0; mE = 0; mA = 0; mB = 0; mC = 0; mD = 0
+  fi
 }
 
 /* ================================================================ node events */
 
-/* onElectionTimeout (Unattached, Voted, Candidate, Resigned) or the fetch timeout (Follower) */
-#define CAN_TIMEOUT(i) ((role[i] == UNATTACHED || role[i] == VOTED || role[i] == FOLLOWER || \
-                         role[i] == CANDIDATE || role[i] == RESIGNED) && epoch[i] < MAXEPOCH)
+/* tick: the election timeout (Unattached, Voted, Prospective, Candidate, Resigned) or the
+ * fetch timeout (Follower) -> becomeProspective. Bound: no pre-vote for MAXEPOCH + 1. */
+#define CAN_TIMEOUT(i) (role[i] != LEADER && epoch[i] < MAXEPOCH)
 
-/* a Prospective's election timeout: back to Follower if it knows the leader, else to
- * Unattached (Voted if it has voted) -- Kafka ProspectiveState */
-inline prospectiveTimeout(i) {
+/* tick: the request timeout of a Prospective/Candidate re-sends its Vote to the voters that
+ * have not granted (Swift also skips those that refused; a refusal is not modelled) */
+inline resendVotes(i) {
+  lastEpochOf(i, q_le);
   if
-  :: leader[i] != NONE && leader[i] != i -> role[i] = FOLLOWER
-  :: (leader[i] == NONE || leader[i] == i) && voted[i] != NONE -> role[i] = VOTED
-  :: (leader[i] == NONE || leader[i] == i) && voted[i] == NONE -> role[i] = UNATTACHED
+  :: role[i] == PROSPECTIVE ->
+       netInsert(MK(VOTE_REQ, i, OTHERS(i) & ~granted[i], epoch[i] + 1, 1, q_le, leo[i], 0, 0))
+  :: else ->
+       netInsert(MK(VOTE_REQ, i, OTHERS(i) & ~granted[i], epoch[i], 0, q_le, leo[i], 0, 0))
   fi;
-  clearVolatile(i)
+  q_le = 0
 }
 
-/* checkQuorum (no fetch from a majority within 1.5 x fetch timeout) or a graceful
- * shutdown: resign and send EndQuorumEpoch. Always safe, so allowed at any time. */
-inline resign(i) {
-  role[i] = RESIGNED;
-  clearVolatile(i);
-  BCAST(END_EPOCH, i, epoch[i], 0, 0, 0)
-}
-
-/* propose(records) on the leader: append one client entry */
+/* propose(records) on the leader: append one record, flush, persisted() ->
+ * updateHighWatermark */
 inline clientAppend(i) {
   LG(i, leo[i]) = epoch[i]; leo[i]++; dirty = 1;
   updateHighWatermark(i)
 }
 
-/* the follower's fetch loop: Fetch(FetchOffset = end offset, LastFetchedEpoch), at any
- * time: Kafka re-sends after the request timeout, so older Fetches (and their responses)
- * may still be in flight and arrive after newer ones */
-inline sendFetch(i) {
-  lastEpochOf(i, q_le);
-  SEND(FETCH_REQ, i, leader[i], epoch[i], leo[i], q_le, 0, 0);
-  q_le = 0
-}
-
-/* crash + restart: the durable state stays, the role is rebuilt from quorum-state.
- * Kafka QuorumState.initialize: leaderId == self -> Resigned; another leader -> Follower;
- * voted -> Unattached+voted; else Unattached. The HW is unknown after a restart. */
+/* a crash and restart: the durable state stays; RaftNode.init rebuilds the role from
+ * quorum-state (leaderId == self -> Resigned, another leader -> Follower, a vote -> Voted,
+ * else Unattached); HW 0; the in-flight Fetch is gone */
 inline crash(i) {
 #ifdef BROKEN_VOTE_NOT_PERSISTED
   voted[i] = pVoted[i];
@@ -807,16 +864,18 @@ inline crash(i) {
   :: leader[i] == NONE && voted[i] != NONE -> role[i] = VOTED
   :: leader[i] == NONE && voted[i] == NONE -> role[i] = UNATTACHED
   fi;
-  clearVolatile(i)
+  hw[i] = 0;
+  clearVolatile(i);
+  invalidateFetch(i)
 }
 
 /* ================================================================ symmetry reduction */
 #ifdef SYMMETRY
-/* Exact symmetry reduction: the protocol treats node ids alike, so after every event the
- * state is replaced by the smallest of its 6 images under renamings of the nodes. Every
- * field indexed by a node or holding a node id is renamed, the network re-sorted. The
- * invariants are symmetric, so no violation can be missed. Off for the broken variants:
- * their trails must replay in spin's simulator, which does not run C code. */
+/* Exact symmetry reduction: the protocol treats node ids alike, so after every step the
+ * state is replaced by a canonical member of its orbit under the 6 renamings of the nodes
+ * (every field indexed by a node or holding a node id is renamed, the network re-sorted).
+ * The invariants are symmetric, so no violation can be missed. Off for the broken variants:
+ * a trail through renamed states is not a readable trace. */
 c_code {
 static const int symPerm[6][N] = {{0,1,2},{0,2,1},{1,0,2},{1,2,0},{2,0,1},{2,1,0}};
 #define SYM_ID(p, v) ((v) >= N ? (v) : (p)[(v)])
@@ -831,7 +890,6 @@ static void sym_rename(State *d, const State *s, const int *p) {
     d->leo[q] = s->leo[i];
     for (k = 0; k < MAXLOG; k++) d->lg[q*MAXLOG + k] = s->lg[i*MAXLOG + k];
     d->hw[q] = s->hw[i];
-    d->fetched[q] = s->fetched[i];
     m = 0;
     for (j = 0; j < N; j++) if (s->granted[i] & (1 << j)) m |= 1 << p[j];
     d->granted[q] = m;
@@ -842,6 +900,7 @@ static void sym_rename(State *d, const State *s, const int *p) {
 #endif
   }
   for (k = 0; k <= MAXEPOCH; k++) d->gLeader[k] = SYM_ID(p, s->gLeader[k]);
+  for (k = 0; k < NETCAP; k++) d->net[k] = 0;
   for (k = 0; k < NETCAP; k++) {
     m = s->net[k];
     if (m != 0) {
@@ -853,10 +912,8 @@ static void sym_rename(State *d, const State *s, const int *p) {
     d->net[j] = m;
   }
 }
-}
-c_code {
-/* a node's renaming-invariant signature; the canonical image orders nodes by it, and only
- * ties (rare) are broken by comparing whole images */
+/* a node's renaming-invariant signature: the canonical image orders nodes by it, and ties
+ * are broken by comparing whole images */
 static unsigned long long sym_key(const State *s, int i) {
   unsigned long long k = s->epoch[i];
   int j;
@@ -864,14 +921,11 @@ static unsigned long long sym_key(const State *s, int i) {
   k = k * 8 + s->leo[i];
   for (j = 0; j < MAXLOG; j++) k = k * 8 + s->lg[i*MAXLOG + j];
   k = k * 8 + s->hw[i];
-  k = k * 2 + s->fetched[i];
   k = k * 4 + (s->voted[i] == i ? 1 : s->voted[i] == NONE ? 0 : 2);
   k = k * 4 + (s->leader[i] == i ? 1 : s->leader[i] == NONE ? 0 : 2);
   k = k * 4 + (s->gVote[i] == i ? 1 : s->gVote[i] == NONE ? 0 : 2);
   return k;
 }
-}
-c_code {
 static void sym_canon(void) {
   static State best, img;
   unsigned long long key[N];
@@ -881,12 +935,12 @@ static void sym_canon(void) {
   for (x = 0; x < 6; x++) {
     const int *p = symPerm[x];
     int inv[N];
-    for (q = 0; q < N; q++) inv[p[q]] = q;          /* inv[pos] = old node at pos */
+    for (q = 0; q < N; q++) inv[p[q]] = q;          /* inv[pos] = the node renamed to pos */
     ok = 1;
     for (q = 0; q + 1 < N; q++) if (key[inv[q]] > key[inv[q+1]]) ok = 0;
     if (!ok) continue;
-    if (x == 0) { memcpy(&img, &now, n); }
-    else { memcpy(&img, &now, n); sym_rename(&img, &now, p); }
+    memcpy(&img, &now, n);
+    if (x != 0) sym_rename(&img, &now, p);
     if (!found || memcmp(&img, &best, n) < 0) memcpy(&best, &img, n);
     found = 1;
   }
@@ -900,29 +954,118 @@ static void sym_canon(void) {
 
 /* ================================================================ the event loop */
 
-/* one protocol event; then lose dead copies, check the state invariants if the event
- * changed anything they read (a log, a leader's HW, the committed ghost, a new leader), and
- * canonicalise under symmetry */
-#define STEP(guard, body) d_step { guard -> body; gcNet(); \
-  if :: dirty -> check_invariants(); dirty = 0 :: else -> skip fi; CANON }
+/* Each loop iteration is one step: an atomic sequence (no state is stored inside it) that
+ * chooses one enabled event (it only sets the hidden ev/evi/eva), runs it in a d_step, then
+ * loses dead copies, checks the invariants and canonicalises in a second d_step. */
+hidden byte ev, evi, eva, evn;
+
+#define EV_TIMEOUT   1      /* tick: election/fetch timeout -> becomeProspective          */
+#define EV_RESEND    2      /* tick: request timeout of a Prospective/Candidate           */
+#define EV_RESIGN    3      /* tick: check-quorum -> becomeResigned                       */
+#define EV_PROPOSE   4      /* propose(records) on the leader                             */
+#define EV_FETCH     5      /* tick: the follower (re)sends its Fetch                     */
+#define EV_CRASH     6      /* crash + restart                                            */
+#define EV_LEARN     7      /* a fact (eva, no leader)                                    */
+#define EV_LEARN_L   8      /* a fact (eva, gLeader[eva])                                 */
+#define EV_DELIVER   9      /* deliver node evi's copy of network entry eva (consumed)    */
+#define EV_LOSE     10      /* lose node evi's copy of network entry eva                  */
+#define EV_DUP      11      /* deliver node evi's copy of entry eva and keep it (a duplicate) */
+
+/* LEARN: node i receives the fact (e, no leader) or (e, the leader of e) -- standing for
+ * BeginQuorumEpoch, EndQuorumEpoch, their responses, a Fetch error answer or a Vote refusal
+ * -- and calls maybeTransition. Epoch e is a fact once some node has reached it. */
+#define REACHED(e) (epoch[0] >= (e) || epoch[1] >= (e) || epoch[2] >= (e))
+#define CAN_LEARN(i, e)   (REACHED(e) && (e) > epoch[i])
+#define CAN_LEARN_L(i, e) (gLeader[e] != NONE && gLeader[e] != (i) && \
+          ((e) > epoch[i] || ((e) == epoch[i] && !(role[i] == FOLLOWER && leader[i] == gLeader[e]) && \
+                              role[i] != LEADER && role[i] != RESIGNED)))
+#define LEARN(i, e) \
+  :: !XNL && CAN_LEARN(i, e)   -> ev = EV_LEARN;   evi = i; eva = e \
+  :: CAN_LEARN_L(i, e) -> ev = EV_LEARN_L; evi = i; eva = e
+
+#if MAXEPOCH == 2
+#define LEARN_ALL(i) LEARN(i, 1) LEARN(i, 2)
+#elif MAXEPOCH == 3
+#define LEARN_ALL(i) LEARN(i, 1) LEARN(i, 2) LEARN(i, 3)
+#elif MAXEPOCH == 4
+#define LEARN_ALL(i) LEARN(i, 1) LEARN(i, 2) LEARN(i, 3) LEARN(i, 4)
+#elif MAXEPOCH == 5
+#define LEARN_ALL(i) LEARN(i, 1) LEARN(i, 2) LEARN(i, 3) LEARN(i, 4) LEARN(i, 5)
+#else
+#define LEARN_ALL(i) LEARN(i, 1) LEARN(i, 2) LEARN(i, 3) LEARN(i, 4) LEARN(i, 5) LEARN(i, 6)
+#endif
 
 #define NODE_EVENTS(i) \
-  :: STEP(CAN_TIMEOUT(i), becomeProspective(i)) \
-  :: STEP(role[i] == PROSPECTIVE, prospectiveTimeout(i)) \
-  :: STEP(RESIGN && role[i] == LEADER, resign(i)) \
-  :: STEP(CLIENT && role[i] == LEADER && leo[i] < MAXLOG, clientAppend(i)) \
-  :: STEP(role[i] == FOLLOWER, sendFetch(i)) \
-  :: STEP(crashLeft > 0, crashLeft = (crashLeft == 255 -> 255 : crashLeft - 1); crash(i))
+  :: CAN_TIMEOUT(i) -> ev = EV_TIMEOUT; evi = i \
+  :: !XNR && (role[i] == PROSPECTIVE || role[i] == CANDIDATE) -> ev = EV_RESEND; evi = i \
+  :: role[i] == LEADER -> ev = EV_RESIGN; evi = i \
+  :: CLIENT && role[i] == LEADER && leo[i] < MAXLOG -> ev = EV_PROPOSE; evi = i \
+  :: !XNF && role[i] == FOLLOWER -> ev = EV_FETCH; evi = i \
+  :: crashLeft > 0 -> ev = EV_CRASH; evi = i \
+  LEARN_ALL(i)
 
 #define HAS(k, r) (net[k] != 0 && (M_DSTS(net[k]) & (1 << (r))))
 
-/* node r's copy of entry k: delivered (taken), delivered as a duplicate (stays), lost */
+/* a FETCH_RESP in slot k with more than n record batches: RaftLog.read(from:maxBytes:)
+ * returns whole batches, at least one, up to fetchMaxBytes -- so the answer may stop after
+ * any number of batches; the model lets the delivery choose (evn = 1, 2; 0 = all) */
+#define MORE_THAN(k, n) (M_TYPE(net[k]) == FETCH_RESP && \
+                         ((n) == 1 && M_F3(net[k]) != 0 || (n) == 2 && M_F4(net[k]) != 0))
+
+/* node r's copy of entry k: delivered, delivered with a duplicate left behind, or lost */
 #define COPY_EVENTS(k, r) \
-  :: STEP(HAS(k, r), q_cur = net[k]; takeCopy(k, r); deliver(q_cur, r); q_cur = 0) \
-  :: STEP(HAS(k, r) && dupLeft > 0, dupLeft--; q_cur = net[k]; deliver(q_cur, r); q_cur = 0) \
-  :: STEP(HAS(k, r), takeCopy(k, r))
+  :: HAS(k, r) -> ev = EV_DELIVER; evi = r; eva = k \
+  :: HAS(k, r) && MORE_THAN(k, 1) -> ev = EV_DELIVER; evi = r; eva = k; evn = 1 \
+  :: HAS(k, r) && MORE_THAN(k, 2) -> ev = EV_DELIVER; evi = r; eva = k; evn = 2 \
+  :: HAS(k, r) -> ev = EV_DUP; evi = r; eva = k \
+  :: HAS(k, r) && MORE_THAN(k, 1) -> ev = EV_DUP; evi = r; eva = k; evn = 1 \
+  :: HAS(k, r) && MORE_THAN(k, 2) -> ev = EV_DUP; evi = r; eva = k; evn = 2 \
+  :: HAS(k, r) -> ev = EV_LOSE; evi = r; eva = k
 
 #define NET_EVENTS(k) COPY_EVENTS(k, 0) COPY_EVENTS(k, 1) COPY_EVENTS(k, 2)
+
+/* the event (one d_step each: Spin bounds the size of a d_step) */
+inline runEvent() {
+  if
+  :: ev == EV_TIMEOUT -> d_step { becomeProspective(evi) }
+  :: ev == EV_RESEND  -> d_step { resendVotes(evi) }
+  :: ev == EV_RESIGN  -> d_step { resign(evi) }
+  :: ev == EV_PROPOSE -> d_step { clientAppend(evi) }
+  :: ev == EV_FETCH   -> d_step { sendFetch(evi) }
+  :: ev == EV_CRASH   -> d_step { crashLeft = (crashLeft == 255 -> 255 : crashLeft - 1); crash(evi) }
+  :: ev == EV_LEARN   -> d_step { maybeTransition(evi, eva, NONE) }
+  :: ev == EV_LEARN_L -> d_step { maybeTransition(evi, eva, gLeader[eva]) }
+  :: ev == EV_LOSE    -> d_step { loseCopy(eva, evi) }
+  :: ev == EV_DELIVER || ev == EV_DUP ->
+       d_step {
+         q_cur = net[eva];
+         if
+         :: ev == EV_DELIVER -> loseCopy(eva, evi)   /* taken off the network */
+         :: else -> skip
+         fi;
+         mT = M_TYPE(q_cur); mS = M_SRC(q_cur); mR = evi; mE = M_EP(q_cur);
+         m0 = M_F0(q_cur); m1 = M_F1(q_cur); m2 = M_F2(q_cur); m3 = M_F3(q_cur); m4 = M_F4(q_cur);
+         if
+         :: evn == 1 -> m3 = 0; m4 = 0        /* only the first batch fitted in maxBytes */
+         :: evn == 2 -> m4 = 0
+         :: else -> skip
+         fi;
+         q_cur = 0
+       };
+       if
+       :: mT == VOTE_REQ   -> d_step { handleVoteRequest(mR) }
+       :: mT == VOTE_RESP  -> d_step { handleVoteResponse(mR) }
+       :: mT == FETCH_REQ  -> d_step { handleFetchRequest(mR) }
+       :: mT == FETCH_RESP -> d_step { handleFetchResponse(mR) }
+       :: mT == FETCH_DIV  -> d_step { handleFetchDiverging(mR) }
+       fi;
+       d_step { mT = 0; mS = 0; mR = 0; mE = 0; m0 = 0; m1 = 0; m2 = 0; m3 = 0; m4 = 0 }
+  fi
+}
+
+#ifdef SCRIPT
+#include "scenario.pml"  /* a fixed run: defines scriptNext() and printState() */
+#endif
 
 active proctype kraft() {
   d_step {
@@ -936,21 +1079,43 @@ active proctype kraft() {
     q_t = 0
   };
   do
-  NODE_EVENTS(0)
-  NODE_EVENTS(1)
-  NODE_EVENTS(2)
-  NET_EVENTS(0)
+  :: atomic {
+#ifdef SCRIPT
+       scriptNext();        /* a scenario file's fixed run (see scenarios/README) */
+#else
+       if
+       NODE_EVENTS(0)
+       NODE_EVENTS(1)
+       NODE_EVENTS(2)
+       NET_EVENTS(0)
 #if NETCAP > 1
-  NET_EVENTS(1)
+       NET_EVENTS(1)
 #endif
 #if NETCAP > 2
-  NET_EVENTS(2)
+       NET_EVENTS(2)
 #endif
 #if NETCAP > 3
-  NET_EVENTS(3)
+       NET_EVENTS(3)
 #endif
 #if NETCAP > 4
-  NET_EVENTS(4)
+       NET_EVENTS(4)
 #endif
+       fi;
+#endif
+       runEvent();
+       d_step {
+         gcNet();
+         forgetOldGhosts();
+         if
+         :: dirty || PROBE -> check_invariants(); dirty = 0   /* else nothing they read changed */
+         :: else -> skip
+         fi;
+         CANON;
+#ifdef SCRIPT
+         printState();
+#endif
+         ev = 0; evi = 0; eva = 0; evn = 0
+       }
+     }
   od
 }
