@@ -12,7 +12,9 @@ import NIOCore
 /// | unattached, voted | vote granted (persisted first) | voted |
 /// | unattached, voted, candidate, prospective | BeginQuorumEpoch / fetch answer of this epoch's leader | follower |
 /// | prospective | majority of pre-votes | candidate (epoch + 1, votes for itself, persisted) |
-/// | prospective, candidate | election timeout | prospective (after backoff) |
+/// | prospective (knew this epoch's leader) | pre-vote lost (majority refused) or election timeout | follower of that leader (KIP-996) |
+/// | prospective (no known leader) | a Vote answer names this epoch's leader | follower |
+/// | prospective (no known leader), candidate | election timeout | prospective (after backoff) |
 /// | candidate | majority of votes | leader (persisted, LeaderChange record appended) |
 /// | leader | no majority fetch for 1.5 × fetch timeout (check-quorum) | resigned |
 /// | resigned | election timeout | prospective |
@@ -163,6 +165,7 @@ public final class RaftNode {
             }
         case .prospective, .candidate:
             if nowMs >= electionDeadline {
+                if role == .prospective, returnToKnownLeader(nowMs) { break }
                 becomeProspective(nowMs)
             } else if nowMs - lastVoteSentMs >= config.requestTimeoutMs {
                 sendVoteRequests(preVote: role == .prospective, nowMs)
@@ -333,7 +336,8 @@ public final class RaftNode {
     private func becomeFollower(_ e: Int32, _ l: Int32, _ nowMs: Int64) {
         clearLeaderState()
         let voted = e == epoch ? election.votedId : -1
-        persist(ElectionState(epoch: e, votedId: voted, leaderId: l))
+        let next = ElectionState(epoch: e, votedId: voted, leaderId: l)
+        if next != election { persist(next) }  // back to a known leader: nothing to write
         role = .follower(l)
         fetchDeadline = nowMs + config.fetchTimeoutMs
         lastLeaderContactMs = -1
@@ -359,6 +363,18 @@ public final class RaftNode {
             return
         }
         sendVoteRequests(preVote: true, nowMs)
+    }
+
+    /// A prospective voter that followed this epoch's leader before it stood goes back to
+    /// following it when its pre-vote election is lost or times out (KIP-996): the other
+    /// voters still hear from that leader, so it is most likely alive and only this node was
+    /// cut off. It does not count as contact: the node still grants others' pre-votes until
+    /// a fetch succeeds, so a leader that really died is replaced as fast as before.
+    private func returnToKnownLeader(_ nowMs: Int64) -> Bool {
+        let l = election.leaderId
+        guard role == .prospective, l >= 0, l != config.nodeId else { return false }
+        becomeFollower(epoch, l, nowMs)
+        return true
     }
 
     private func becomeCandidate(_ nowMs: Int64) {
@@ -477,16 +493,29 @@ public final class RaftNode {
     }
 
     func handleVoteResponse(_ r: VoteResponseData, from: Int32, _ nowMs: Int64) {
-        // Only a higher epoch moves us; a voter's hint about this epoch's leader is not proof
-        // the leader lives (it may be the one that just died), so it counts as a rejection.
+        // A higher epoch moves us at once. A voter's hint about this epoch's leader is not
+        // proof the leader lives (it may be the one that just died): a node that already
+        // knew that leader counts it as a rejection and goes back to it only when the
+        // election is lost or times out.
         if r.leaderEpoch > epoch {
             maybeTransition(epoch: r.leaderEpoch, leader: r.leaderId, nowMs)
             return
         }
         switch role {
         case .prospective where r.preVote && r.requestEpoch == epoch + 1:
+            if r.leaderEpoch == epoch, r.leaderId >= 0, r.leaderId != config.nodeId, election.leaderId < 0 {
+                // We knew no leader of this epoch and a voter names one: follow it (KIP-996).
+                becomeFollower(epoch, r.leaderId, nowMs)
+                return
+            }
             if r.voteGranted { grants.insert(from) } else { rejections.insert(from) }
-            if grants.count >= config.majority { becomeCandidate(nowMs) }
+            if grants.count >= config.majority {
+                becomeCandidate(nowMs)
+            } else if config.voters.count - rejections.count < config.majority {
+                // Lost: a majority still hears from the leader. Go back to following it
+                // (if we knew one) instead of asking again and again while its log moves on.
+                _ = returnToKnownLeader(nowMs)
+            }
         case .candidate where !r.preVote && r.requestEpoch == epoch:
             if r.voteGranted { grants.insert(from) } else { rejections.insert(from) }
             if grants.count >= config.majority { becomeLeader(nowMs) }

@@ -293,11 +293,14 @@ public final class FjordNode: @unchecked Sendable {
         return image.brokers.keys.sorted().first { image.brokers[$0]?.fenced == false } ?? -1
     }
 
-    func describeQuorumResponse(_ s: QuorumSnapshot) -> DescribeQuorumResponse {
+    /// The quorum as DescribeQuorum answers it at `version`: fields a version cannot carry
+    /// (v1 timestamps, v2 directory ids and controller endpoints) are left at their defaults,
+    /// so an older client gets an answer instead of a closed connection.
+    func describeQuorumResponse(_ s: QuorumSnapshot, version: Int16 = 2) -> DescribeQuorumResponse {
         func state(_ id: Int32, _ p: ReplicaProgress?) -> DescribeQuorumResponse.ReplicaState {
             var r = DescribeQuorumResponse.ReplicaState()
             r.replicaId = id
-            if let d = voterDirectoryIds[id] { r.replicaDirectoryId = d }
+            if version >= 2, let d = voterDirectoryIds[id] { r.replicaDirectoryId = d }
             if id == s.nodeId {
                 r.logEndOffset = s.logEndOffset
                 r.lastFetchTimestamp = s.nowMs
@@ -306,6 +309,10 @@ public final class FjordNode: @unchecked Sendable {
                 r.logEndOffset = p?.endOffset ?? -1
                 r.lastFetchTimestamp = p?.lastFetchMs ?? -1
                 r.lastCaughtUpTimestamp = p?.lastCaughtUpMs ?? -1
+            }
+            if version < 1 {
+                r.lastFetchTimestamp = -1
+                r.lastCaughtUpTimestamp = -1
             }
             return r
         }
@@ -321,6 +328,7 @@ public final class FjordNode: @unchecked Sendable {
         t.partitions = [p]
         var resp = DescribeQuorumResponse()
         resp.topics = [t]
+        guard version >= 2 else { return resp }
         resp.nodes = config.voters.map { v in
             var n = DescribeQuorumResponse.Node()
             n.nodeId = v.id

@@ -201,7 +201,7 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
         let node = self.node
         return node.raft.snapshot().flatMap { s -> EventLoopFuture<any KafkaResponse> in
             if s.role == .leader {
-                return node.raft.loop.makeSucceededFuture(node.describeQuorumResponse(s))
+                return node.raft.loop.makeSucceededFuture(node.describeQuorumResponse(s, version: context.apiVersion))
             }
             // Forwarded once: a node that is not the leader asks the leader it knows.
             if context.header.clientId == ForwardClientId.value || s.leaderId < 0 {

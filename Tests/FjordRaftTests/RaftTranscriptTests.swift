@@ -86,6 +86,7 @@ final class RaftHarness {
         var core: RaftNode?
         var config: RaftConfig
         var incarnation = 0
+        var shownRole = "Unattached"  // every node starts unattached
         init(id: Int32, config: RaftConfig) {
             self.id = id
             self.config = config
@@ -161,6 +162,7 @@ final class RaftHarness {
             case "restart":
                 guard let id = positional.first.flatMap(Int32.init), let n = nodes[id] else { return ["no such node"] }
                 start(n)
+                n.shownRole = "\(n.core!.role)"
                 out.append("node \(id) restarted as \(n.core!.role) in epoch \(n.core!.epoch)")
             case "snapshot":
                 guard let id = positional.first.flatMap(Int32.init), let n = nodes[id], let core = n.core else { return ["no such node"] }
@@ -228,8 +230,10 @@ final class RaftHarness {
             r = core.persisted(nowMs: now)
             if r.isEmpty { break }
         }
-        if let core = n.core, out.contains(where: { $0.contains("persist") || $0.contains("flush") }) {
+        if let core = n.core,
+           "\(core.role)" != n.shownRole || out.contains(where: { $0.contains("persist") || $0.contains("flush") }) {
             out.append("n\(n.id): \(core.role)")
+            n.shownRole = "\(core.role)"
         }
         return out
     }

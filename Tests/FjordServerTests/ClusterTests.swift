@@ -41,6 +41,51 @@ final class ClusterTests: XCTestCase {
             }
             XCTAssertEqual(listed, 3, "kcat -L did not list 3 brokers")
         }
+        // DescribeQuorum at every version (v0 and v1 cannot carry v2's controller endpoints):
+        // a raw request each, answered with no error and the quorum's leader.
+        let raw = #"""
+            import socket, struct, sys
+            host, port = sys.argv[1].split(":")
+            def uvarint(n):
+                out = b""
+                while True:
+                    b = n & 0x7F; n >>= 7
+                    if n: out += bytes([b | 0x80])
+                    else: return out + bytes([b])
+            for version in (0, 1, 2):
+                name = b"__cluster_metadata"
+                body = uvarint(2) + uvarint(len(name) + 1) + name + uvarint(2) + struct.pack(">i", 0) + b"\0" + b"\0" + b"\0"
+                cid = b"raw"
+                req = struct.pack(">hhih", 55, version, 7 + version, len(cid)) + cid + b"\0" + body
+                s = socket.create_connection((host, int(port)), timeout=10)
+                s.sendall(struct.pack(">i", len(req)) + req)
+                def read(n):
+                    data = b""
+                    while len(data) < n:
+                        chunk = s.recv(n - len(data))
+                        if not chunk: raise SystemExit(f"v{version}: connection closed")
+                        data += chunk
+                    return data
+                size = struct.unpack(">i", read(4))[0]
+                resp = read(size)
+                corr, tags, err = struct.unpack(">ibh", resp[:7])
+                pos = 7
+                if version >= 2:
+                    pos += 1  # null ErrorMessage (compact nullable string)
+                pos += 1  # one topic
+                nlen = resp[pos] - 1; pos += 1 + nlen
+                pos += 1  # one partition
+                pidx, perr, leader, epoch = struct.unpack(">ihii", resp[pos:pos + 14])
+                print(f"v{version} corr={corr} error={err} partitionError={perr} leaderOk={leader >= 0}")
+                s.close()
+            """#
+        let rawOut = LocalCluster.eventually(20) { () -> String? in
+            guard let o = try? TestPython.run(raw, args: ["127.0.0.1:\(c.controllerPorts[1]!)"], timeout: 30) else { return nil }
+            let text = String(decoding: o, as: UTF8.self)
+            return text.contains("leaderOk=False") ? nil : text
+        }
+        XCTAssertEqual(rawOut?.trimmingCharacters(in: .whitespacesAndNewlines),
+                       "v0 corr=7 error=0 partitionError=0 leaderOk=True\nv1 corr=8 error=0 partitionError=0 leaderOk=True\nv2 corr=9 error=0 partitionError=0 leaderOk=True")
         let repl = try c.fjordOutput(["metadata-quorum", "--bootstrap-server", "127.0.0.1:\(c.brokerPorts[3]!)", "describe", "--replication"])
         let rows = repl.split(separator: "\n")
         XCTAssertTrue(rows.first?.hasPrefix("NodeId") == true, repl)
