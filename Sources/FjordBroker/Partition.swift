@@ -42,6 +42,25 @@ public final class Partition: @unchecked Sendable {
     private var nextWaiterId = 0
     /// After a refused or failed AlterPartition, no new proposal before this time.
     private var isrRetryAtMs: Int64 = 0
+    /// When an append to this partition's log last failed on I/O (a full disk), or -1.
+    private var storageFailedAtMs: Int64 = -1
+
+    /// Records a failed append (an I/O error, not a refused batch).
+    func noteStorageFailure(nowMs: Int64) { lock.withLock { storageFailedAtMs = nowMs } }
+
+    /// Whether the log failed to write less than `backoffMs` ago. Produce requests then get
+    /// KAFKA_STORAGE_ERROR without trying: a batch pipelined behind the failed one must not
+    /// be checked against producer sequences (it would be OUT_OF_ORDER_SEQUENCE_NUMBER, and
+    /// an idempotent client answers that by bumping its epoch and resending everything in
+    /// flight, on every partition). The client retries the failed batch first, in order.
+    func storageRecentlyFailed(nowMs: Int64, backoffMs: Int64) -> Bool {
+        lock.withLock {
+            guard storageFailedAtMs >= 0 else { return false }
+            if nowMs - storageFailedAtMs < backoffMs { return true }
+            storageFailedAtMs = -1
+            return false
+        }
+    }
 
     init(topicPartition: TopicPartition, topicId: KafkaUUID, log: PartitionLog, localId: Int32) {
         self.topicPartition = topicPartition

@@ -199,6 +199,7 @@ final class ReplicaFetcher: @unchecked Sendable {
                     if hw > log.highWatermark { log.highWatermark = hw }
                     entry.partition.notifyWaiters()
                 } catch {
+                    if !(error is LogAppendError) { manager.replicaManager?.logDirHealth.noteFailure(error, nowMs: now) }
                     manager.logger.error("follower append failed", metadata: ["partition": "\(tp)", "error": "\(error)"])
                     delayedUntil[tp] = now + manager.config.replicaFetchBackoffMs
                 }

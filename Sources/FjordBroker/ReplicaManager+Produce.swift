@@ -27,6 +27,10 @@ let injectAckBeforeReplication: Bool = {
 }()
 
 extension ReplicaManager {
+    /// How long after a failed write (I/O error) a partition refuses produce requests with
+    /// KAFKA_STORAGE_ERROR before it tries its log again (see `Partition.storageRecentlyFailed`).
+    static let storageFailureBackoffMs: Int64 = 1000
+
     /// Produce: appends each partition's batches on its leader; acks=0/1 answer after the
     /// append, acks=all once the high watermark passes the last offset (or the timeout).
     /// Returns nil for acks=0 (no response).
@@ -95,6 +99,13 @@ extension ReplicaManager {
                     // log checks max.message.bytes per batch).
                     pr.errorCode = ErrorCode.messageTooLarge.rawValue
                 }
+                if part.storageRecentlyFailed(nowMs: now, backoffMs: Self.storageFailureBackoffMs) {
+                    pr.errorCode = ErrorCode.kafkaStorageError.rawValue
+                    pr.errorMessage = "The log of \(tp) failed to write less than \(Self.storageFailureBackoffMs) ms ago (is the disk full?)"
+                    pr.baseOffset = -1
+                    tr.partitionResponses.append(pr)
+                    continue
+                }
                 do {
                     guard pr.errorCode == 0 else { throw LogAppendError(.messageTooLarge, "The request included a message larger than the max message size the server will accept.") }
                     let info = try part.log.appendAsLeader(records, leaderEpoch: st.leaderEpoch, nowMs: now, origin: origin)
@@ -109,6 +120,8 @@ extension ReplicaManager {
                     pr.errorMessage = e.message
                     pr.baseOffset = -1
                 } catch {
+                    part.noteStorageFailure(nowMs: now)
+                    logDirHealth.noteFailure(error, nowMs: now)
                     pr.errorCode = ErrorCode.kafkaStorageError.rawValue
                     pr.errorMessage = "\(error)"
                     pr.baseOffset = -1

@@ -26,6 +26,8 @@ public final class ReplicaManager: @unchecked Sendable {
     let fetchers: ReplicaFetcherManager
     /// The broker epoch (for AlterPartition); set by the server once registered.
     public var brokerEpoch: @Sendable () -> Int64 = { -1 }
+    /// Whether the log directories can be written (a failing broker asks to be fenced).
+    public let logDirHealth: LogDirHealth
     private var maintenance: RepeatedTask?
 
     public init(config: BrokerConfig, logManager: LogManager, transport: BrokerTransport, group: EventLoopGroup,
@@ -36,6 +38,7 @@ public final class ReplicaManager: @unchecked Sendable {
         self.group = group
         self.clock = clock
         self.logger = logger
+        self.logDirHealth = LogDirHealth(dirs: logManager.logDirs)
         self.fetchers = ReplicaFetcherManager(config: config, transport: transport, group: group, logger: logger, clock: clock)
         fetchers.replicaManager = self
     }

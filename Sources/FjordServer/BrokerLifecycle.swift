@@ -28,6 +28,10 @@ final class BrokerLifecycle: @unchecked Sendable {
     private var task: RepeatedTask?
     private(set) var isFenced = true
     private var wantShutDown = false
+    /// Whether the log directories cannot be written (checked, and probed, before each
+    /// heartbeat): the broker then asks to be fenced until they can.
+    var storageFailing: @Sendable () -> Bool = { false }
+    private var askedToFence = false
     private var shutdownPromise: EventLoopPromise<Void>?
     /// Completes the first time the controller unfences this broker (the node then opens
     /// its broker listeners, as Kafka does once the broker has caught up).
@@ -114,7 +118,16 @@ final class BrokerLifecycle: @unchecked Sendable {
         r.brokerId = config.nodeId
         r.brokerEpoch = brokerEpoch
         r.currentMetadataOffset = publisher.nextOffset - 1
-        r.wantFence = false
+        let failing = storageFailing()
+        if failing != askedToFence {
+            if failing {
+                logger.error("the log directories cannot be written: asking the controller to fence this broker until they can")
+            } else {
+                logger.info("the log directories can be written again: asking the controller to unfence this broker")
+            }
+            askedToFence = failing
+        }
+        r.wantFence = failing && !wantShutDown
         r.wantShutDown = wantShutDown
         inFlight = true
         channel.send(r, version: 1, timeoutMs: 5000).hop(to: loop).whenComplete { result in

@@ -31,13 +31,22 @@ final class ControllerChannel: @unchecked Sendable {
         var description: String { "no active controller is known" }
     }
 
+    /// The request never left this node: the active controller could not be reached.
+    struct NotSent: Error, CustomStringConvertible {
+        let controller: Int32
+        let underlying: any Error
+        var description: String { "cannot connect to controller \(controller): \(underlying)" }
+    }
+
     /// Sends `request` to the active controller and returns its response.
     func send<R: KafkaRequest>(_ request: R, version: Int16, timeoutMs: Int64 = 30_000) -> EventLoopFuture<any KafkaResponse> {
         raft.snapshot().flatMap { s -> EventLoopFuture<any KafkaResponse> in
             guard s.leaderId >= 0, let v = self.voters[s.leaderId] else {
                 return self.raft.loop.makeFailedFuture(NoController())
             }
-            return self.connection(to: v).flatMap { $0.send(request, version: version, timeoutMs: timeoutMs) }
+            return self.connection(to: v)
+                .flatMapErrorThrowing { throw NotSent(controller: v.id, underlying: $0) }
+                .flatMap { $0.send(request, version: version, timeoutMs: timeoutMs) }
         }
     }
 

@@ -229,6 +229,9 @@ public final class FjordNode: @unchecked Sendable {
                                      logDirIds: dirIds, loop: group.next(), logger: logger)
             lifecycle = lc
             replicaManager?.brokerEpoch = { lc.currentBrokerEpoch }
+            if let health = replicaManager?.logDirHealth {
+                lc.storageFailing = { health.probe() }
+            }
             if let network = brokerNetwork {
                 producerIds = ProducerIdManager(transport: network, brokerId: config.nodeId, brokerEpoch: { lc.currentBrokerEpoch })
             }

@@ -377,7 +377,15 @@ final class NodeDispatcher: RequestDispatcher, @unchecked Sendable {
             node.controllerChannel.send(r, version: context.apiVersion, timeoutMs: 30_000)
         }
         return send(request).flatMapErrorThrowing { error in
-            guard let resp = ErrorResponses.make(for: request, .notController, "No active controller is reachable: \(error)") else { throw error }
+            // Only a request that never reached a controller may be answered NOT_CONTROLLER
+            // ("not applied, retry"). Once written, the controller may still apply it, so a
+            // timeout or a lost connection is REQUEST_TIMED_OUT: the outcome is unknown, as
+            // Kafka's forwarding answers a timeout.
+            let notSent = error is ControllerChannel.NoController || error is ControllerChannel.NotSent
+            let code: ErrorCode = notSent ? .notController : .requestTimedOut
+            let message = notSent ? "No active controller is reachable: \(error)"
+                                  : "The controller did not answer in time; the request may still be applied: \(error)"
+            guard let resp = ErrorResponses.make(for: request, code, message) else { throw error }
             return resp
         }
     }

@@ -234,29 +234,71 @@ def _step(states, op, v, acked):
     return out
 
 
+MAX_FLOATING = 6   # indeterminate operations kept floating per topic (older ones settle)
+MAX_STATES = 512
+
+
+def _closure(states):
+    """Every (state, floating) pair reachable by applying floating operations in any order."""
+    out = set(states)
+    frontier = list(states)
+    while frontier and len(out) < MAX_STATES:
+        st, pend = frontier.pop()
+        for i, (f, v) in enumerate(pend):
+            for ns in _step({st}, f, dict(v), True):
+                n = (ns, pend[:i] + pend[i + 1:])
+                if n not in out:
+                    out.add(n)
+                    frontier.append(n)
+    return out
+
+
 def build_model(entries):
-    """name -> possible states, and anomalies (acknowledged operations that were impossible)."""
+    """name -> possible states, and anomalies (acknowledged operations that were impossible).
+
+    An operation that timed out (or was answered NOT_CONTROLLER/REQUEST_TIMED_OUT, i.e. its
+    outcome is unknown) may take effect at any later moment, also after operations that were
+    acknowledged after it: a controller that wrote it to the metadata log just before losing
+    its quorum commits it once the quorum is back. Such operations float (up to MAX_FLOATING
+    per topic, the oldest then settles as "applied then or never") until the final reads. An
+    operation refused with a definite error may or may not have applied at its completion.
+    """
     states = {}
     anomalies = []
-    pending = {}
     for e in entries:
         if e["f"] not in ("create", "delete", "partitions", "config"):
             continue
         if e["type"] == "invoke":
-            pending[e["process"]] = e
             continue
         v = e["value"]
         name = v["topic"]
-        cur = states.get(name, {None})
-        nxt = _step(cur, e["f"], v, e["type"] == "ok")
-        if not nxt:
-            anomalies.append(f"{e['process']} {e['f']} {v} acknowledged at t={e['time']:.3f}s, "
-                             f"impossible from every state the earlier operations allow: {sorted(map(str, cur))}")
-            nxt = _step({None} if e["f"] == "create" else {(1, 0)}, e["f"], v, True) or cur
-        if len(nxt) > 64:
-            nxt = set(list(nxt)[:64])
+        cur = states.get(name, {(None, ())})
+        op = (e["f"], tuple(sorted((k, x) for k, x in v.items() if k in ("topic", "partitions", "retention"))))
+        if e["type"] == "ok":
+            reach = _closure(cur)
+            nxt = {(ns, pend) for st, pend in reach for ns in _step({st}, e["f"], v, True)}
+            if not nxt:
+                possible = sorted({str(st) for st, _ in reach})
+                anomalies.append(f"{e['process']} {e['f']} {v} acknowledged at t={e['time']:.3f}s, "
+                                 f"impossible from every state the earlier operations allow: {possible}")
+                nxt = {(ns, ()) for ns in _step({None} if e["f"] == "create" else {(1, 0)}, e["f"], v, True)} or cur
+        elif e["type"] == "info":
+            nxt = set()
+            for st, pend in cur:
+                pend = pend + (op,)
+                while len(pend) > MAX_FLOATING:
+                    (f0, v0), pend = pend[0], pend[1:]
+                    for ns in _step({st}, f0, dict(v0), False):
+                        nxt.add((ns, pend))
+                    break
+                else:
+                    nxt.add((st, pend))
+        else:
+            nxt = {(ns, pend) for st, pend in cur for ns in _step({st}, e["f"], v, False)}
+        if len(nxt) > MAX_STATES:
+            nxt = set(list(nxt)[:MAX_STATES])
         states[name] = nxt
-    return states, anomalies
+    return {name: {st for st, _ in _closure(S)} for name, S in states.items()}, anomalies
 
 
 def compare(model, views):
