@@ -311,6 +311,34 @@ final class GroupTests: XCTestCase {
             live.poll(0.5)
             assert committed("live") == 10, committed("live")
             live.close()
+            # OffsetCommit v2 with a retention of its own (1 s) against one with -1 (the
+            # broker's 3 s): standalone commits, raw requests to the coordinator (node 1).
+            import socket, struct
+            def commit_v2(group, retention_ms):
+                def s16(x): return struct.pack(">h", len(x)) + x
+                body = s16(group.encode()) + struct.pack(">i", -1) + s16(b"") + struct.pack(">q", retention_ms)
+                body += struct.pack(">i", 1) + s16(b"exp") + struct.pack(">i", 1) + struct.pack(">iq", 0, 7) + s16(b"")
+                req = struct.pack(">hhi", 8, 2, 42) + s16(b"raw") + body
+                host, port = bs.split(",")[0].split(":")
+                sock = socket.create_connection((host, int(port)), timeout=10)
+                sock.sendall(struct.pack(">i", len(req)) + req)
+                size = struct.unpack(">i", sock.recv(4))[0]
+                resp = b""
+                while len(resp) < size: resp += sock.recv(size - len(resp))
+                sock.close()
+                # corr, [topic name, [partition, error]]
+                err = struct.unpack(">h", resp[-2:])[0]
+                assert err == 0, f"OffsetCommit v2 error {err}"
+            commit_v2("short", 1000)
+            commit_v2("long", -1)
+            assert committed("short") == 7 and committed("long") == 7
+            t0 = time.time()
+            while committed("short") != -1001 and time.time() - t0 < 10: time.sleep(0.2)
+            short_gone = time.time() - t0
+            assert committed("short") == -1001, "the commit's own retention was ignored"
+            assert committed("long") == 7, f"the broker's retention applied to a commit with retention -1 after {short_gone:.1f}s"
+            while committed("long") != -1001 and time.time() - t0 < 15: time.sleep(0.2)
+            assert committed("long") == -1001
             print("ok", round(waited, 1))
             """#
         let out = String(decoding: try TestPython.run(script, args: [c.bootstrap], timeout: 120), as: UTF8.self)

@@ -121,6 +121,9 @@ extension GroupCoordinator {
             }
             guard let group = g else { return self.loop.makeSucceededFuture(all(.unknownServerError)) }
             let now = self.clock()
+            // OffsetCommit v2-v4 may carry a retention of their own (-1: the broker's
+            // offsets.retention.minutes); such an offset expires at commit time + retention.
+            let expireAt: Int64 = (2...4).contains(version) && r.retentionTimeMs >= 0 ? now + r.retentionTimeMs : -1
             var records: [(key: ByteBuffer, value: ByteBuffer?)] = []
             var pending: [(TopicPartitionKey, CommittedOffset)] = []
             resp.topics = r.topics.map { t in
@@ -136,7 +139,7 @@ extension GroupCoordinator {
                     }
                     let tp = TopicPartitionKey(topic: t.name, partition: p.partitionIndex)
                     let o = CommittedOffset(offset: p.committedOffset, leaderEpoch: version >= 6 ? p.committedLeaderEpoch : -1,
-                                            metadata: meta, commitTimestamp: now, expireTimestamp: -1)
+                                            metadata: meta, commitTimestamp: now, expireTimestamp: expireAt)
                     if let rec = try? Self.offsetRecord(group: r.groupId, tp: tp, value: o) {
                         records.append(rec)
                         pending.append((tp, o))

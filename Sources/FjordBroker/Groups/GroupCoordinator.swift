@@ -253,14 +253,18 @@ public final class GroupCoordinator: @unchecked Sendable {
         k.partition = tp.partition
         try k.encode(to: &key, version: 1)
         guard let o else { return (key, nil) }
+        // Value v1 is the only one with an expire timestamp (a commit with its own
+        // retention, OffsetCommit v2-v4), as Kafka writes it; v3 otherwise.
+        let valueVersion: Int16 = o.expireTimestamp >= 0 ? 1 : 3
         var value = ByteBuffer()
-        value.writeInteger(Int16(3))
+        value.writeInteger(valueVersion)
         var v = OffsetCommitValue()
         v.offset = o.offset
-        v.leaderEpoch = o.leaderEpoch
+        v.leaderEpoch = valueVersion >= 3 ? o.leaderEpoch : -1
         v.metadata = o.metadata
         v.commitTimestamp = o.commitTimestamp
-        try v.encode(to: &value, version: 3)
+        v.expireTimestamp = o.expireTimestamp
+        try v.encode(to: &value, version: valueVersion)
         return (key, value)
     }
 
