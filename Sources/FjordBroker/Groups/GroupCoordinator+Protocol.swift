@@ -79,11 +79,13 @@ extension GroupCoordinator {
         if let previous = m.awaitingJoin { previous(joinError(.unknownMemberId, memberId: memberId)) }
         m.awaitingJoin = respond
         m.joinVersion = version
-        if g.phase != .preparingRebalance { prepareRebalance(g, nowMs: now) }
+        if g.phase != .preparingRebalance { prepareRebalance(g, nowMs: now, reason: "member \(memberId) joined or rejoined") }
         maybeCompleteJoin(g, nowMs: now)
     }
 
-    func prepareRebalance(_ g: ConsumerGroup, nowMs: Int64) {
+    func prepareRebalance(_ g: ConsumerGroup, nowMs: Int64, reason: String) {
+        logger.info("preparing to rebalance group", metadata: ["group": "\(g.groupId)", "state": "\(g.phase)",
+                                                               "oldGeneration": "\(g.generationId)", "reason": "\(reason)"])
         if g.phase == .completingRebalance {
             for m in g.members.values {
                 m.awaitingSync?(syncError(.rebalanceInProgress))
@@ -120,6 +122,8 @@ extension GroupCoordinator {
             g.leaderId = g.members.keys.sorted().first
         }
         g.phase = .completingRebalance
+        logger.info("stabilized group", metadata: ["group": "\(g.groupId)", "generation": "\(g.generationId)",
+                                                    "members": "\(g.members.count)", "protocol": "\(g.protocolName ?? "")"])
         for m in g.members.values {
             let respond = m.awaitingJoin
             m.awaitingJoin = nil
@@ -195,6 +199,8 @@ extension GroupCoordinator {
                 guard g.phase == .completingRebalance, g.generationId == generation else { return }
                 if code == .noError {
                     g.phase = .stable
+                    self.logger.info("assignment received from the leader and stored", metadata: [
+                        "group": "\(g.groupId)", "generation": "\(generation)", "members": "\(g.members.count)"])
                     for x in g.members.values {
                         let cb = x.awaitingSync
                         x.awaitingSync = nil
@@ -206,7 +212,7 @@ extension GroupCoordinator {
                         x.awaitingSync = nil
                         x.assignment = ByteBuffer()
                     }
-                    self.prepareRebalance(g, nowMs: self.clock())
+                    self.prepareRebalance(g, nowMs: self.clock(), reason: "storing the assignment failed with \(code)")
                 }
             }
         }
@@ -276,7 +282,7 @@ extension GroupCoordinator {
         let now = clock()
         switch g.phase {
         case .stable, .completingRebalance:
-            prepareRebalance(g, nowMs: now)
+            prepareRebalance(g, nowMs: now, reason: "membership changed")
             maybeCompleteJoin(g, nowMs: now)
         case .preparingRebalance:
             maybeCompleteJoin(g, nowMs: now)
