@@ -140,6 +140,8 @@ public final class KafkaProducer: @unchecked Sendable {
 
     // State below is guarded by `cond`.
     private var topics: [String: TopicState] = [:]
+    /// The state of the topic of the last send (topics never replace their state object).
+    private var lastTopic: TopicState?
     private var partitioner: Partitioner
     private var bufferedBytes = 0
     /// Batches (open or closed) not yet completed.
@@ -267,7 +269,13 @@ public final class KafkaProducer: @unchecked Sendable {
         }
         let ts = timestamp ?? Clock.wallMs()
         let startNs = Clock.monotonicNs()
-        var state = cond.withLock { topics[topic] }
+        var state = cond.withLock { () -> TopicState? in
+            // The topic of the last send first: no hashing of its name for every record.
+            if let last = lastTopic, last.name == topic { return last }
+            let s = topics[topic]
+            if s != nil { lastTopic = s }
+            return s
+        }
         if state == nil { state = try loadTopic(topic, startNs: startNs) }
         let t = state!
         var wake = false

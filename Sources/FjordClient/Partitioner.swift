@@ -62,6 +62,11 @@ public struct Partitioner: Sendable {
     public var stickyBytes: Int
     private var sticky: [String: (partition: Int32, bytes: Int)] = [:]
     private var counters: [String: Int32] = [:]
+    /// The sticky state of the topic of the last call, kept out of the dictionary: a producer
+    /// usually sends to one topic, and hashing its name for every record costs more than the
+    /// rest of the choice.
+    private var hotTopic: String?
+    private var hot: (partition: Int32, bytes: Int) = (-1, 0)
 
     public init(strategy: Strategy = .default, stickyBytes: Int = 16_384) {
         self.strategy = strategy
@@ -73,6 +78,17 @@ public struct Partitioner: Sendable {
     /// `available` are the partitions with a leader (used for null keys when not empty).
     public mutating func partition(topic: String, key: ByteBuffer?, size: Int, count: Int, available: [Int32] = []) -> Int32 {
         if let key { return Murmur2.partition(forKey: key, partitions: count) }
+        if strategy == .default {
+            if hotTopic != topic {
+                if let h = hotTopic { sticky[h] = hot }
+                hotTopic = topic
+                hot = sticky[topic] ?? (-1, 0)
+            }
+            if hot.partition >= 0, hot.partition < Int32(count), hot.bytes < stickyBytes {
+                hot.bytes += size
+                return hot.partition
+            }
+        }
         let choices = available.isEmpty ? Array(0..<Int32(count)) : available
         switch strategy {
         case .roundRobin:
@@ -80,18 +96,13 @@ public struct Partitioner: Sendable {
             counters[topic] = n &+ 1
             return choices[Int(n & 0x7fff_ffff) % choices.count]
         case .default:
-            if var s = sticky[topic], s.partition < Int32(count), s.bytes < stickyBytes {
-                s.bytes += size
-                sticky[topic] = s
-                return s.partition
-            }
             let next: Int32
-            if let s = sticky[topic], let i = choices.firstIndex(of: s.partition) {
+            if hot.partition >= 0, let i = choices.firstIndex(of: hot.partition) {
                 next = choices[(i + 1) % choices.count]
             } else {
                 next = choices.randomElement()!
             }
-            sticky[topic] = (next, size)
+            hot = (next, size)
             return next
         }
     }

@@ -33,8 +33,12 @@ final class ClientUnitTests: XCTestCase {
         let first = p.partition(topic: "t", key: nil, size: 40, count: 3)
         XCTAssertEqual(p.partition(topic: "t", key: nil, size: 40, count: 3), first)
         XCTAssertEqual(p.partition(topic: "t", key: nil, size: 40, count: 3), first)
+        // Another topic in between has its own sticky partition and leaves this one's alone.
+        let other = p.partition(topic: "u", key: nil, size: 40, count: 50)
+        XCTAssertEqual(p.partition(topic: "u", key: nil, size: 40, count: 50), other)
         let next = p.partition(topic: "t", key: nil, size: 40, count: 3)
         XCTAssertNotEqual(next, first)
+        XCTAssertEqual(p.partition(topic: "u", key: nil, size: 40, count: 50), other)
         // Keyed records ignore stickiness.
         let k = ByteBuffer(string: "k1")
         XCTAssertEqual(p.partition(topic: "t", key: k, size: 10, count: 3), p.partition(topic: "t", key: k, size: 10, count: 3))
