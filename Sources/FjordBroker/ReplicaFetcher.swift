@@ -190,7 +190,7 @@ final class ReplicaFetcher: @unchecked Sendable {
                         continue
                     }
                     if let records = pd.records, records.readableBytes > 0 {
-                        _ = try log.appendAsFollower(records, nowMs: now)
+                        _ = try log.appendAsFollower(records, leaderEpoch: entry.leaderEpoch, nowMs: now)
                     }
                     if pd.logStartOffset > log.logStartOffset, pd.logStartOffset <= log.logEndOffset {
                         _ = try log.deleteRecords(before: pd.logStartOffset)

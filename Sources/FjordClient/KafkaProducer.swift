@@ -136,6 +136,10 @@ public final class KafkaProducer: @unchecked Sendable {
     public let config: ProducerConfig
     private let ownsClient: Bool
     private let onDelivery: (@Sendable (DeliveryReport) -> Void)?
+    /// Called (on the network thread) for every failed attempt that will be retried: the
+    /// partition, the retries left and the error. The console producer prints Kafka's
+    /// "Got error produce response ..., retrying" warning with it.
+    private let onRetry: (@Sendable (TopicPartition, Int, KafkaClientError) -> Void)?
     private let cond = Condition()
 
     // State below is guarded by `cond`.
@@ -205,6 +209,8 @@ public final class KafkaProducer: @unchecked Sendable {
         let baseSequence: Int32
         var attempts = 0
         var retryAtNs: UInt64 = 0
+        /// The error of the last failed attempt (named when the batch finally expires).
+        var lastError: KafkaClientError?
         init(tp: TopicPartition, batch: RecordBatch, count: Int, enqueuedNs: [UInt64], createdNs: UInt64, bytes: Int,
              payload: Int, baseSequence: Int32) {
             self.tp = tp
@@ -221,8 +227,10 @@ public final class KafkaProducer: @unchecked Sendable {
     /// A producer on `client` (shared), or on a client of its own when `client` is nil.
     /// Blocks for InitProducerId when idempotent.
     public init(bootstrap: [BootstrapAddress], config: ProducerConfig, client: KafkaClient? = nil,
-                onDelivery: (@Sendable (DeliveryReport) -> Void)? = nil) throws {
+                onDelivery: (@Sendable (DeliveryReport) -> Void)? = nil,
+                onRetry: (@Sendable (TopicPartition, Int, KafkaClientError) -> Void)? = nil) throws {
         self.config = config
+        self.onRetry = onRetry
         if let client {
             self.client = client
             ownsClient = false
@@ -496,7 +504,8 @@ public final class KafkaProducer: @unchecked Sendable {
                     // Expire batches waiting too long (never sent, or between retries).
                     while let head = p.queue.first, head.createdNs + UInt64(config.deliveryTimeoutMs) * 1_000_000 <= now, p.inFlight == 0 {
                         p.queue.removeFirst()
-                        expired.append((head, .timedOut("Expiring \(head.count) record(s) for \(p.tp): \(config.deliveryTimeoutMs) ms has passed since batch creation")))
+                        let cause = head.lastError.map { " (the last attempt failed: \($0))" } ?? ""
+                        expired.append((head, .timedOut("Expiring \(head.count) record(s) for \(p.tp): \(config.deliveryTimeoutMs) ms has passed since batch creation\(cause)")))
                     }
                     guard let head = p.queue.first else { continue }
                     if p.recovering && p.inFlight > 0 { continue }
@@ -626,6 +635,7 @@ public final class KafkaProducer: @unchecked Sendable {
 
     private func handle(_ result: Result<ProduceResponse?, Error>, request r: PendingRequest) {
         var outcomes: [(ProducerBatch, Int64, KafkaClientError?)] = []
+        var retried: [(TopicPartition, Int, KafkaClientError)] = []
         var needMetadata = false
         let now = Clock.monotonicNs()
         cond.withLock {
@@ -676,6 +686,8 @@ public final class KafkaProducer: @unchecked Sendable {
                 }
                 let expired = b.createdNs + UInt64(config.deliveryTimeoutMs) * 1_000_000 <= now
                 if retriable && b.attempts <= config.retries && !expired && !closed {
+                    b.lastError = err
+                    retried.append((b.tp, config.retries - b.attempts, err))
                     b.retryAtNs = now + UInt64(config.retryBackoffMs) * 1_000_000
                     let idx = config.isIdempotent ? (ps.queue.firstIndex { $0.baseSequence > b.baseSequence } ?? ps.queue.count) : 0
                     ps.queue.insert(b, at: idx)
@@ -690,6 +702,7 @@ public final class KafkaProducer: @unchecked Sendable {
             }
         }
         for (b, off, e) in outcomes { complete(b, baseOffset: off, error: e) }
+        if let hook = onRetry { for (tp, left, e) in retried { hook(tp, left, e) } }
         if needMetadata {
             let go: Bool = cond.withLock {
                 if metadataInFlight { return false }

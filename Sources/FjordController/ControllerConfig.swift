@@ -32,6 +32,10 @@ public struct ControllerConfig: Sendable {
     public var producerIdBlockSize: Int32 = 1_000
     /// `delete.topic.enable`: whether DeleteTopics is allowed.
     public var deleteTopicEnable: Bool = true
+    /// Whether a broker config key may be changed at runtime (IncrementalAlterConfigs /
+    /// AlterConfigs on a BROKER resource). The server knows Kafka's broker keys; a key it
+    /// knows that Kafka cannot reload (`log.dirs`, `node.id`, ...) is refused.
+    public var isDynamicBrokerConfig: @Sendable (String) -> Bool = { _ in true }
 
     /// A configuration with Kafka's defaults.
     public init(nodeId: Int32, clusterId: String) {

@@ -154,6 +154,12 @@ extension QuorumController {
     private func configRecords(_ type: ConfigResourceType, _ name: String, from current: [String: String],
                                to next: [String: String], touched: Set<String>) throws(ApiError) -> [MetadataRecord] {
         var records: [MetadataRecord] = []
+        if type == .broker {
+            let fixed = touched.sorted().filter { next[$0] != nil && !config.isDynamicBrokerConfig($0) }
+            if !fixed.isEmpty {
+                throw ApiError(.invalidRequest, "Cannot update these configs dynamically: Set(\(fixed.joined(separator: ", ")))")
+            }
+        }
         for key in touched.sorted() {
             let value = next[key]
             if type == .topic, let v = value, let why = TopicConfigs.validationError(name: key, value: v) {

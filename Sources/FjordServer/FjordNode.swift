@@ -129,6 +129,7 @@ public final class FjordNode: @unchecked Sendable {
             cc.autoLeaderRebalanceEnable = config.autoLeaderRebalanceEnable
             cc.leaderImbalanceCheckIntervalMs = config.leaderImbalanceCheckIntervalSeconds * 1000
             cc.leaderImbalancePerBrokerPercentage = config.leaderImbalancePerBrokerPercentage
+            cc.isDynamicBrokerConfig = { ServerConfig.isDynamicBrokerConfig($0) }
             let mv = (try? StorageTool.readBootstrapMetadataVersion(dir: config.metadataLogDir)) ?? nil
             controller = ControllerShell(raft: raft, publisher: publisher, config: cc,
                                          bootstrapMetadataVersion: mv ?? MetadataVersion.latest.level, seed: seed, logger: logger)

@@ -1,3 +1,4 @@
+import FjordMetadata
 import FjordRaft
 import FjordStorage
 
@@ -78,6 +79,30 @@ public struct ServerConfig: Sendable {
     /// Every key this build reads, with its default (for `DescribeConfigs` and the
     /// unknown-key warning). Kafka keys Fjord accepts but does not act on yet are listed
     /// in `acceptedKeys`.
+    /// Broker keys Kafka can change at runtime (its DynamicBrokerConfig): the broker
+    /// synonyms of topic configs (`log.retention.ms`, `message.max.bytes`, ...), thread pools,
+    /// the log cleaner, connection quotas, listeners and replication throttles.
+    public static let dynamicBrokerKeys: Set<String> = Set(TopicConfigs.definitions.values.compactMap(\.brokerSynonym)).union([
+        "num.io.threads", "num.network.threads", "num.replica.fetchers", "num.recovery.threads.per.data.dir",
+        "background.threads",
+        "log.cleaner.threads", "log.cleaner.dedupe.buffer.size", "log.cleaner.io.buffer.size",
+        "log.cleaner.io.buffer.load.factor", "log.cleaner.io.max.bytes.per.second", "log.cleaner.backoff.ms",
+        "max.connections", "max.connections.per.ip", "max.connections.per.ip.overrides", "max.connection.creation.rate",
+        "listeners", "advertised.listeners", "listener.security.protocol.map",
+        "leader.replication.throttled.rate", "follower.replication.throttled.rate",
+        "replica.alter.log.dirs.io.max.bytes.per.second",
+        "metric.reporters", "producer.id.expiration.ms", "transaction.partition.verification.enable",
+    ])
+
+    /// Whether `key` may be changed at runtime: Kafka's dynamic broker keys, per-listener and
+    /// security keys, and keys that are not Kafka broker configs at all (custom configs are
+    /// stored, as Kafka does). A known static key (`log.dirs`, `node.id`, ...) may not.
+    public static func isDynamicBrokerConfig(_ key: String) -> Bool {
+        if dynamicBrokerKeys.contains(key) { return true }
+        if key.hasPrefix("listener.name.") || key.hasPrefix("ssl.") || key.hasPrefix("sasl.") { return true }
+        return defaults[key] == nil && !acceptedKeys.contains(key)
+    }
+
     public static let defaults: [String: String] = [
         "process.roles": "",
         "node.id": "-1",

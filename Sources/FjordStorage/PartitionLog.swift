@@ -393,11 +393,16 @@ public final class PartitionLog: @unchecked Sendable {
     /// response cut by its byte limit — is ignored, as Kafka's follower does; the next fetch
     /// starts at the returned `lastOffset + 1`.
     @discardableResult
-    public func appendAsFollower(_ records: ByteBuffer, nowMs: Int64) throws -> LogAppendInfo {
+    public func appendAsFollower(_ records: ByteBuffer, leaderEpoch: Int32? = nil, nowMs: Int64) throws -> LogAppendInfo {
         try lock.withLock {
             let plan = try validate(records, cfg: _config, mode: .follower)
             var info = plan.summary(logStartOffset: _logStartOffset)
             guard !plan.batches.isEmpty else { return info }
+            if let leaderEpoch, let bad = plan.batches.first(where: { $0.leaderEpoch > leaderEpoch }) {
+                // A leader of epoch N cannot have written a batch of a later epoch: the bytes
+                // are corrupt or come from the wrong replica. Nothing is appended.
+                throw LogAppendError(.invalidRecord, "batch at offset \(bad.baseOffset) has partition leader epoch \(bad.leaderEpoch), above the leader epoch \(leaderEpoch) it was fetched in")
+            }
             let leo = activeSegment.nextOffset
             guard info.firstOffset >= leo else {
                 throw LogAppendError(.unknownServerError, "out of order offsets: first offset \(info.firstOffset) is below the log end offset \(leo)")

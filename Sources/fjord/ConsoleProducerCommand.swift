@@ -86,12 +86,19 @@ struct ConsoleProducerCommand: ParsableCommand {
 
             let failures = NIOLockedValueBox(0)
             let topicName = topic
-            let producer = try KafkaProducer(bootstrap: try BootstrapAddress.parseList(bs), config: cfg) { report in
+            let clientId = cfg.clientId
+            // Kafka's producer warns on every retried attempt; without it a producer that
+            // cannot write (too few in-sync replicas, no leader) is silent until it gives up.
+            let warnRetry: @Sendable (TopicPartition, Int, KafkaClientError) -> Void = { tp, left, e in
+                let code = e.errorCode.map { "\($0.name)" } ?? "\(e)"
+                stderr("WARN [Producer clientId=\(clientId)] Got error produce response on topic-partition \(tp), retrying (\(left) attempts left). Error: \(code)")
+            }
+            let producer = try KafkaProducer(bootstrap: try BootstrapAddress.parseList(bs), config: cfg, onDelivery: { report in
                 if let e = report.error {
                     failures.withLockedValue { $0 += report.recordCount }
                     stderr("ERROR Error when sending message to topic \(topicName) (\(report.recordCount) record(s), partition \(report.partition)) with error: \(e)")
                 }
-            }
+            }, onRetry: warnRetry)
             defer { producer.close() }
             let prompt = ToolRun.stdinIsTerminal
             var lineNumber = 0

@@ -210,9 +210,28 @@ struct DevClusterCommand: ParsableCommand {
                 if let pid = DevCluster.pid(dir: d, node: node), DevCluster.isAlive(pid) {
                     throw ToolFailure("node \(node) is already running (pid \(pid))")
                 }
+                let started = Date()
                 try DevCluster.startNode(cluster, dir: d, id: node)
                 try DevCluster.waitNode(cluster, dir: d, node: n, timeout: timeout)
                 print("Node \(node) is serving.")
+                guard n.isBroker else { return }
+                // A restarted broker rejoins the ISRs once it has caught up; until then a
+                // topic with min.insync.replicas=2 cannot take acks=all writes if another
+                // node goes down. Wait for it, so a script's next kill is safe.
+                let deadline = started.addingTimeInterval(timeout)
+                var lagging = -1
+                while Date() < deadline {
+                    if let md = DevCluster.metadata(cluster, dir: d, timeoutMs: 3000) {
+                        let parts = md.topics.values.flatMap(\.partitions).filter { $0.replicas.contains(node) }
+                        lagging = parts.filter { !$0.isr.contains(node) }.count
+                        if lagging == 0 {
+                            print("Node \(node) is in the ISR of all \(parts.count) partition\(parts.count == 1 ? "" : "s") it replicates.")
+                            return
+                        }
+                    }
+                    usleep(200_000)
+                }
+                print("Warning: node \(node) is not yet in the ISR of \(lagging < 0 ? "its" : "\(lagging)") partition\(lagging == 1 ? "" : "s") after \(Int(timeout)) s; it is still catching up (see `fjord dev-cluster status`).")
             }
         }
     }
@@ -633,6 +652,13 @@ struct DevCluster: Codable {
             return
         }
         print("Partitions: \(allParts.count) in \(topics.count) topic\(topics.count == 1 ? "" : "s"), \(noLeader) without leader, \(under) under-replicated")
+        if s.quorum == nil {
+            print("Warning: no controller quorum, so the brokers cannot learn of changes: this table is the last state they know, and leaders on stopped nodes are not moved.")
+        }
+        let deadLeaders = allParts.filter { p in p.1.leader >= 0 && s.alive[p.1.leader] == false }.count
+        if deadLeaders > 0 && s.quorum != nil {
+            print("Note: \(deadLeaders) partition\(deadLeaders == 1 ? " is" : "s are") still shown led by a stopped node; the controller moves them once it fences that broker.")
+        }
         if !allParts.isEmpty {
             var prow: [[String]] = [["TOPIC", "PARTITION", "LEADER", "REPLICAS", "ISR"]]
             for (t, p) in allParts {

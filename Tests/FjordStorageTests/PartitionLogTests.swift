@@ -118,7 +118,13 @@ final class PartitionLogTests: XCTestCase {
         let replicated = try leader.readBytes(from: 0, maxBytes: 1 << 20)
         let followerDir = dir + "/f"
         let follower = try PartitionLog(dir: followerDir, topicPartition: TopicPartition("t", 0), config: smallConfig(), nowMs: now)
-        let info = try follower.appendAsFollower(replicated, nowMs: now)
+        // Fetched in leader epoch 3, batches stamped with epoch 4 cannot be the leader's:
+        // refused whole (Kafka's check of KAFKA-18723), nothing appended.
+        XCTAssertThrowsError(try follower.appendAsFollower(replicated, leaderEpoch: 3, nowMs: now)) { e in
+            XCTAssertEqual((e as? LogAppendError)?.code, .invalidRecord)
+        }
+        XCTAssertEqual(follower.logEndOffset, 0)
+        let info = try follower.appendAsFollower(replicated, leaderEpoch: 4, nowMs: now)
         XCTAssertEqual(info.firstOffset, 0)
         XCTAssertEqual(follower.logEndOffset, 30)
         XCTAssertEqual(follower.leaderEpochCache.latestEpoch, 4)

@@ -166,6 +166,12 @@ final class ToolsCLITests: XCTestCase {
         XCTAssertTrue(bad.err.hasPrefix("Error: Invalid config(s): nope"), bad.err)
         XCTAssertTrue(try ok(["configs"] + bs + ["--entity-type", "brokers", "--entity-name", "1", "--describe"]).hasPrefix("Dynamic configs for broker 1 are:\n"))
         XCTAssertTrue(try ok(["configs"] + bs + ["--entity-type", "brokers", "--entity-default", "--describe"]).hasPrefix("Default configs for brokers in the cluster are:\n"))
+        // A broker key Kafka cannot reload is refused; a dynamic one is taken.
+        let fixed = try fjord(["configs"] + bs + ["--entity-type", "brokers", "--entity-name", "1", "--alter", "--add-config", "log.dirs=/tmp/x"])
+        XCTAssertEqual(fixed.status, 1)
+        XCTAssertTrue(fixed.err.contains("Cannot update these configs dynamically: Set(log.dirs)"), fixed.err)
+        XCTAssertEqual(try ok(["configs"] + bs + ["--entity-type", "brokers", "--entity-name", "1", "--alter", "--add-config", "log.cleaner.threads=2"]),
+                       "Completed updating config for broker 1.\n")
         XCTAssertEqual(try fjord(["configs"] + bs + ["--entity-type", "users", "--entity-name", "x", "--describe"]).status, 64)
 
         XCTAssertEqual(try ok(["cluster-id"] + bs), "Cluster ID: \(c.clusterId)\n")
@@ -213,6 +219,16 @@ final class ToolsCLITests: XCTestCase {
         XCTAssertEqual(bad.status, 1)
         XCTAssertEqual(bad.err, "Error: No key separator found on line number 1: 'no separator'\n")
         try ok(["console-producer"] + bs + ["--topic", "lines", "--compression-codec", "zstd", "--request-required-acks", "1"], stdin: "plain\n")
+        // A write the cluster cannot take (acks=all with one replica, min.insync.replicas=2):
+        // a warning per retry, and the final error names the cause.
+        try ok(["topics"] + bs + ["--create", "--topic", "strict", "--partitions", "1", "--replication-factor", "1",
+                                  "--config", "min.insync.replicas=2"])
+        let stuck = try fjord(["console-producer"] + bs + ["--topic", "strict", "--producer-property", "delivery.timeout.ms=2000",
+                                                           "--producer-property", "retry.backoff.ms=200"], stdin: "lost\n")
+        XCTAssertEqual(stuck.status, 1)
+        XCTAssertTrue(stuck.err.contains("WARN [Producer clientId=console-producer] Got error produce response on topic-partition strict-0, retrying ("), stuck.err)
+        XCTAssertTrue(stuck.err.contains("Error: NOT_ENOUGH_REPLICAS"), stuck.err)
+        XCTAssertTrue(stuck.err.contains("the last attempt failed"), stuck.err)
 
         let all = try fjord(["console-consumer"] + bs + ["--topic", "lines", "--from-beginning", "--max-messages", "4",
                                                          "--property", "print.key=true", "--property", "print.timestamp=true",
