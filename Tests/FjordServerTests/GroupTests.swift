@@ -234,7 +234,10 @@ final class GroupTests: XCTestCase {
             def describe():
                 for attempt in range(4):   # the admin call can be slow on a loaded machine
                     try:
-                        return a.describe_consumer_groups(["gfo"])["gfo"].result(20)
+                        # A new client each time, as an operator's tool: one created before the
+                        # kill may keep waiting on its cached coordinator, the killed node.
+                        admin = AdminClient({"bootstrap.servers": bs})
+                        return admin.describe_consumer_groups(["gfo"])["gfo"].result(20)
                     except Exception as e:
                         sys.stderr.write(f"describe_consumer_groups attempt {attempt}: {e!r}\n")
                 raise SystemExit("the group could not be described")
