@@ -233,8 +233,17 @@ public final class KafkaClient: @unchecked Sendable {
         }
         let c = cands[index]
         return open(key: c.0, host: c.1, port: c.2, brokerId: c.3).flatMapError { error in
-            self.tryInTurn(cands, index: index + 1, errors: errors + ["\(c.1):\(c.2): \(error)"])
+            self.tryInTurn(cands, index: index + 1, errors: errors + ["\(c.1):\(c.2): \(Self.connectErrorText(error))"])
         }
+    }
+
+    /// A connection error as a person reads it ("connection refused"), not NIO's structure.
+    static func connectErrorText(_ error: any Error) -> String {
+        let s = "\(error)"
+        if s.contains("Connection refused") || s.contains("errno: 111") { return "connection refused" }
+        if s.contains("connectTimeout") || s.contains("timed out") || s.contains("Timed out") { return "connection timed out" }
+        if s.contains("NIOConnectionError") && (s.contains("dnsAError") || s.contains("resolution")) { return "cannot resolve the host name" }
+        return s
     }
 
     private func open(key: ConnectionKey, host: String, port: Int, brokerId: Int32?) -> EventLoopFuture<BrokerConnection> {

@@ -50,6 +50,22 @@ enum ConfigDescriber {
                         e.configSource = ConfigSource.dynamicTopicConfig.rawValue
                         synonyms.append(synonym(c.name, v, .dynamicTopicConfig))
                     }
+                    // Then the broker-wide synonym: this broker's dynamic value, the cluster's
+                    // dynamic default, the static file, Kafka's default (Kafka's precedence).
+                    if let b = brokerKey, let v = image.brokerConfigs[String(config.nodeId)]?[b] {
+                        if e.configSource < 0 {
+                            e.value = v
+                            e.configSource = ConfigSource.dynamicBrokerConfig.rawValue
+                        }
+                        synonyms.append(synonym(b, v, .dynamicBrokerConfig))
+                    }
+                    if let b = brokerKey, let v = image.brokerConfigs[""]?[b] {
+                        if e.configSource < 0 {
+                            e.value = v
+                            e.configSource = ConfigSource.dynamicDefaultBrokerConfig.rawValue
+                        }
+                        synonyms.append(synonym(b, v, .dynamicDefaultBrokerConfig))
+                    }
                     if let b = brokerKey, let v = staticValue(for: b, config: config) {
                         if e.configSource < 0 {
                             e.value = v
@@ -93,7 +109,15 @@ enum ConfigDescriber {
                         e.value = ServerConfig.defaults[k] ?? ""
                         e.configSource = ConfigSource.defaultConfig.rawValue
                     }
-                    e.readOnly = !isDefault && dynamic[k] == nil
+                    e.readOnly = !ServerConfig.isDynamicBrokerConfig(k)
+                    if r.includeSynonyms {
+                        var syn: [DescribeConfigsResponse.DescribeConfigsSynonym] = []
+                        if let v = dynamic[k] { syn.append(synonym(k, v, isDefault ? .dynamicDefaultBrokerConfig : .dynamicBrokerConfig)) }
+                        if !isDefault, let v = clusterDefaults[k] { syn.append(synonym(k, v, .dynamicDefaultBrokerConfig)) }
+                        if !isDefault, let v = config.properties[k] { syn.append(synonym(k, v, .staticBrokerConfig)) }
+                        if let v = ServerConfig.defaults[k] { syn.append(synonym(k, v, .defaultConfig)) }
+                        e.synonyms = syn
+                    }
                     return e
                 }
             default:

@@ -30,13 +30,13 @@ struct ConsumerPerfTestCommand: ParsableCommand {
     @Option(name: .customLong("group"), help: "Join this consumer group (start at its committed offsets, commit at the end); without it every partition is read directly.")
     var group: String?
 
-    @Option(name: .customLong("fetch-size"), help: "Bytes to fetch per partition per request (default 1048576).")
+    @Option(name: .customLong("fetch-size"), help: "Bytes to fetch per partition per request.")
     var fetchSize: Int32 = 1_048_576
 
     @Flag(name: .customLong("from-latest"), help: "Start from the end of each partition.")
     var fromLatest = false
 
-    @Option(name: .customLong("timeout"), help: "Give up when no message arrives for this many ms (default 10000).")
+    @Option(name: .customLong("timeout"), help: "Give up when no message arrives for this many ms.")
     var timeout: Int64 = 10_000
 
     @Flag(name: .customLong("hide-header"), help: "Do not print the CSV header.")
@@ -45,7 +45,7 @@ struct ConsumerPerfTestCommand: ParsableCommand {
     @Flag(name: .customLong("show-detailed-stats"), help: "Print a line every --reporting-interval ms.")
     var showDetailedStats = false
 
-    @Option(name: .customLong("reporting-interval"), help: "Interval of --show-detailed-stats lines in ms (default 5000).")
+    @Option(name: .customLong("reporting-interval"), help: "Interval of --show-detailed-stats lines in ms.")
     var reportingInterval: Int64 = 5_000
 
     @Option(name: .customLong("consumer.config"), help: "A consumer properties file.")

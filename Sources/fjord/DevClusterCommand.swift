@@ -59,7 +59,7 @@ struct DevClusterCommand: ParsableCommand {
         @Option(name: .customLong("nodes"), help: "Number of nodes (brokers in split mode).") var nodes: Int = 3
         @Option(name: .customLong("mode"), help: "combined (default) or split.") var mode: String = "combined"
         @Option(name: .customLong("controllers"), help: "Split mode: number of controllers (default 3, or 1 with 1 broker).") var controllers: Int?
-        @Option(name: .customLong("timeout"), help: "Seconds to wait for the brokers to serve (default 60).") var timeout: Double = 60
+        @Option(name: .customLong("timeout"), help: "Seconds to wait for the brokers to serve.") var timeout: Double = 60
         @Option(name: .customLong("override"), help: "An extra server property for every node, key=value (repeatable).") var overrides: [String] = []
 
         func validate() throws {
@@ -198,7 +198,7 @@ struct DevClusterCommand: ParsableCommand {
         )
         @OptionGroup var dir: DirOption
         @Argument(help: "The node id.") var node: Int32
-        @Option(name: .customLong("timeout"), help: "Seconds to wait for the node to serve (default 60).") var timeout: Double = 60
+        @Option(name: .customLong("timeout"), help: "Seconds to wait for the node to serve and rejoin its ISRs.") var timeout: Double = 60
 
         func run() throws {
             try ToolRun.run {

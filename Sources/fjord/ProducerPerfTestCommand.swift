@@ -36,7 +36,7 @@ struct ProducerPerfTestCommand: ParsableCommand {
     @Option(name: .customLong("payload-file"), help: "Read record payloads from this file (split by --payload-delimiter).")
     var payloadFile: String?
 
-    @Option(name: .customLong("payload-delimiter"), help: "The delimiter of payloads in --payload-file (default newline).")
+    @Option(name: .customLong("payload-delimiter"), help: "The delimiter of payloads in --payload-file (a newline by default).")
     var payloadDelimiter: String = "\\n"
 
     @Option(name: .customLong("throughput"), parsing: .unconditional, help: "Throttle to about this many records/sec; -1 for no limit.")

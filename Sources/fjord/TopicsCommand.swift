@@ -77,6 +77,13 @@ struct TopicsCommand: ParsableCommand {
         if (create || alter || delete) && topic == nil {
             throw ValidationError("Missing required argument \"[topic]\": give --topic NAME")
         }
+        if !(create || alter) {
+            // Kafka's TopicCommand names the first option that does not fit the action.
+            let action = list ? "list" : describe ? "describe" : "delete"
+            if partitions != nil { throw ValidationError("Option \"[partitions]\" can't be used with option \"[\(action)]\"") }
+            if replicationFactor != nil { throw ValidationError("Option \"[replication-factor]\" can't be used with option \"[\(action)]\"") }
+            if !configs.isEmpty { throw ValidationError("Option \"[config]\" can't be used with option \"[\(action)]\"") }
+        }
         if alter && replicationFactor != nil {
             throw ValidationError("--replication-factor cannot be changed with --alter: a topic's replicas move with a partition reassignment (kafka-reassign-partitions; not in Fjord yet). To change it now, create a new topic with the replication factor you want and copy the data.")
         }

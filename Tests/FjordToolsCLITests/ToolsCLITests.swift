@@ -172,6 +172,22 @@ final class ToolsCLITests: XCTestCase {
         XCTAssertTrue(fixed.err.contains("Cannot update these configs dynamically: Set(log.dirs)"), fixed.err)
         XCTAssertEqual(try ok(["configs"] + bs + ["--entity-type", "brokers", "--entity-name", "1", "--alter", "--add-config", "log.cleaner.threads=2"]),
                        "Completed updating config for broker 1.\n")
+        let brokerDescribe = try LocalCluster.eventually(10) { () throws -> String? in
+            let d = try ok(["configs"] + bs + ["--entity-type", "brokers", "--entity-name", "1", "--describe"])
+            return d.contains("log.cleaner.threads=2") ? d : nil
+        }
+        XCTAssertTrue(brokerDescribe?.contains("  log.cleaner.threads=2 sensitive=false synonyms={DYNAMIC_BROKER_CONFIG:log.cleaner.threads=2") == true,
+                      brokerDescribe ?? "")
+        // A cluster-wide dynamic default shows as the topic's value, with its source.
+        XCTAssertEqual(try ok(["configs"] + bs + ["--entity-type", "brokers", "--entity-default", "--alter", "--add-config", "log.retention.ms=600000"]),
+                       "Completed updating default config for brokers in the cluster.\n")
+        try ok(["topics"] + bs + ["--create", "--topic", "dflt", "--partitions", "1", "--replication-factor", "1"])
+        let topicAll = try LocalCluster.eventually(10) { () throws -> String? in
+            let d = try ok(["configs"] + bs + ["--entity-type", "topics", "--entity-name", "dflt", "--describe", "--all"])
+            return d.contains("retention.ms=600000") ? d : nil
+        }
+        XCTAssertTrue(topicAll?.contains("  retention.ms=600000 sensitive=false synonyms={DYNAMIC_DEFAULT_BROKER_CONFIG:log.retention.ms=600000") == true,
+                      topicAll ?? "")
         XCTAssertEqual(try fjord(["configs"] + bs + ["--entity-type", "users", "--entity-name", "x", "--describe"]).status, 64)
 
         XCTAssertEqual(try ok(["cluster-id"] + bs), "Cluster ID: \(c.clusterId)\n")
