@@ -411,6 +411,8 @@ struct DevCluster: Codable {
                 if let i = p.firstIndex(where: { $0.0 == k }) { p[i].1 = v } else { p.append((k, v)) }
             }
             let text = "# Node \(n.id) of the Fjord dev cluster in \(dir) (written by `fjord dev-cluster up`).\n"
+                + "# A 3-node combined cluster uses the keys and values of the repository's\n"
+                + "# config/cluster/node<N>.properties (commented there), on free ports and in this directory.\n"
                 + p.map { "\($0.0)=\($0.1)" }.joined(separator: "\n") + "\n"
             try text.write(toFile: propsPath(dir, n.id), atomically: true, encoding: .utf8)
             let r = try runTool(cluster.fjord, ["storage", "format", "-t", clusterId, "-c", propsPath(dir, n.id)])
