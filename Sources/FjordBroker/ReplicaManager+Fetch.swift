@@ -34,7 +34,7 @@ extension ReplicaManager {
                     continue
                 }
                 let st = part.state
-                if !st.isLeader {
+                if !st.isLeader || (!isFollower && !sessionIsCurrent()) {
                     item.error = .notLeaderOrFollower
                 } else if version >= 9, p.currentLeaderEpoch >= 0, p.currentLeaderEpoch < st.leaderEpoch {
                     item.error = .fencedLeaderEpoch

@@ -68,7 +68,7 @@ extension ReplicaManager {
                     tr.partitionResponses.append(pr)
                     continue
                 }
-                guard let part = partition(tp), part.isLeader else {
+                guard let part = partition(tp), part.isLeader, sessionIsCurrent() else {
                     let known = currentImage.topics[t.name]?.partitions[p.index] != nil
                     pr.errorCode = known ? ErrorCode.notLeaderOrFollower.rawValue : ErrorCode.unknownTopicOrPartition.rawValue
                     if known && version >= 10 {  // the hint is a v10+ tagged field

@@ -28,6 +28,13 @@ public final class ReplicaManager: @unchecked Sendable {
     public var brokerEpoch: @Sendable () -> Int64 = { -1 }
     /// Whether the log directories can be written (a failing broker asks to be fenced).
     public let logDirHealth: LogDirHealth
+    /// Whether this broker's session with the controller is current: it heard back from a
+    /// heartbeat sent less than `broker.session.timeout.ms` ago. Once that lapses the
+    /// controller may have fenced it and moved its leaderships, so it stops acting as a
+    /// leader (produce, consumer fetch) and as a group coordinator until a heartbeat
+    /// succeeds again: a broker cut off from the controllers must not answer clients from
+    /// state the rest of the cluster has moved past. Set by the server.
+    public var sessionIsCurrent: @Sendable () -> Bool = { true }
     private var maintenance: RepeatedTask?
 
     public init(config: BrokerConfig, logManager: LogManager, transport: BrokerTransport, group: EventLoopGroup,

@@ -32,6 +32,17 @@ final class BrokerLifecycle: @unchecked Sendable {
     /// heartbeat): the broker then asks to be fenced until they can.
     var storageFailing: @Sendable () -> Bool = { false }
     private var askedToFence = false
+    /// When the last heartbeat that the controller answered "unfenced" was sent (wall clock
+    /// ms), or -1: the broker's session runs `broker.session.timeout.ms` from there. The
+    /// controller fences a broker that long after the last heartbeat it received, which is
+    /// no earlier, so the broker's session ends first.
+    private let sessionStartMs = NIOLockedValueBox<Int64>(-1)
+
+    /// Whether the broker's session with the controller is current (see `sessionStartMs`).
+    func sessionIsCurrent(nowMs: Int64) -> Bool {
+        let start = sessionStartMs.withLockedValue { $0 }
+        return start >= 0 && nowMs - start < config.brokerSessionTimeoutMs
+    }
     private var shutdownPromise: EventLoopPromise<Void>?
     /// Completes the first time the controller unfences this broker (the node then opens
     /// its broker listeners, as Kafka does once the broker has caught up).
@@ -130,6 +141,7 @@ final class BrokerLifecycle: @unchecked Sendable {
         r.wantFence = failing && !wantShutDown
         r.wantShutDown = wantShutDown
         inFlight = true
+        let sentAt = RaftRuntime.wallClockMs()
         channel.send(r, version: 1, timeoutMs: 5000).hop(to: loop).whenComplete { result in
             self.inFlight = false
             switch result {
@@ -144,6 +156,7 @@ final class BrokerLifecycle: @unchecked Sendable {
                     self.logger.info(resp.isFenced ? "broker fenced by the controller" : "broker unfenced: serving", metadata: ["brokerEpoch": "\(self.brokerEpoch)"])
                 }
                 self.isFenced = resp.isFenced
+                if !resp.isFenced { self.sessionStartMs.withLockedValue { $0 = max($0, sentAt) } }
                 if !resp.isFenced { self.unfenced.succeed(()) }
                 if resp.shouldShutDown, self.wantShutDown {
                     self.shutdownPromise?.succeed(())

@@ -233,6 +233,7 @@ public final class FjordNode: @unchecked Sendable {
             if let health = replicaManager?.logDirHealth {
                 lc.storageFailing = { health.probe() }
             }
+            replicaManager?.sessionIsCurrent = { lc.sessionIsCurrent(nowMs: RaftRuntime.wallClockMs()) }
             if let network = brokerNetwork {
                 producerIds = ProducerIdManager(transport: network, brokerId: config.nodeId, brokerEpoch: { lc.currentBrokerEpoch })
             }

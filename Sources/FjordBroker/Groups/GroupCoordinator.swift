@@ -306,6 +306,9 @@ public final class GroupCoordinator: @unchecked Sendable {
     func check(_ groupId: String) -> ErrorCode? {
         if groupId.isEmpty { return .invalidGroupId }
         let pid = partition(for: groupId)
+        // Cut off from the controllers for a session: another broker may coordinate the
+        // group by now (see ReplicaManager.sessionIsCurrent).
+        if !rm.sessionIsCurrent() { return .notCoordinator }
         if owned[pid] != nil { return nil }
         if let p = rm.partition(TopicPartition(Self.topic, pid)), p.isLeader { return .coordinatorLoadInProgress }
         return .notCoordinator
