@@ -29,9 +29,14 @@
  * event: any node may, at any time, learn any true fact -- an epoch e that some node has
  * reached, with no leader or with the node that became leader of e. That covers every such
  * message, stale or fresh, lost or duplicated (an over-approximation again). A pre-vote
- * refused because a leader is alive changes nothing (KIP-996), so it is the same as a lost
- * request; a follower's "heard from the leader within fetch.timeout" is time, so a Follower
- * may grant a pre-vote, a Leader never does (RaftCore.handleVoteRequest).
+ * refused because a leader is alive changes nothing at the voter (KIP-996), and at the
+ * prospective node a refusal only counts towards losing the pre-vote election, whose one
+ * effect -- back to following the leader it knew (RaftNode.returnToKnownLeader) -- is the
+ * RETURNS event below, enabled at any time like the election timeout that has the same
+ * effect; so a refusal is the same as a lost request. A follower's "heard from the leader
+ * within fetch.timeout" is time, so a Follower may grant a pre-vote, a Leader never does
+ * (RaftCore.handleVoteRequest). A Vote answer naming the leader of the prospective node's
+ * own epoch (KIP-996: it follows that leader) is a LEARN fact.
  *
  * Fetch ids (FetchRequestData.fetchId) are modelled exactly: a follower accepts only the
  * answer to its newest Fetch. When it sends a new Fetch or drops its in-flight one (role
@@ -46,20 +51,43 @@
  *   EpochMonotonic, and LogMatching (model only; the simulation's StateMachineSafety
  *   compares applied state instead).
  *
- * Deliberately broken variants (raft-specs/check requires a counterexample from each):
+ * Deliberately broken variants (raft-specs/check requires a counterexample from each, with
+ * the invariant named here, and replays its trail):
  *   -DBROKEN_VOTE_NOT_PERSISTED  a standard vote is granted (response sent) but quorum-state
  *                                is not written; a crash forgets it (Simulation's
- *                                brokenSkipVotePersist).
+ *                                brokenSkipVotePersist).                  -> VoteDurability
  *   -DBROKEN_VOTE_NO_LOG_CHECK   votes are granted without the up-to-date log check.
+ *                                                              -> CommittedEntriesNeverLost
  *   -DBROKEN_HW_MINORITY         the leader's high watermark is its own end offset.
+ *                                                                  -> HighWatermarkMajority
  *   -DBROKEN_HW_PREV_EPOCH       the leader's high watermark need not cover its epoch start
  *                                offset (commits an older epoch's entries by counting:
  *                                Raft figure 8); needs -DMAXEPOCH=4.
+ *                                                              -> CommittedEntriesNeverLost
  *   -DBROKEN_PROGRESS_ON_DIVERGING  the leader records the fetch offset of a Fetch that it
- *                                answers with DivergingEpoch.
+ *                                answers with DivergingEpoch.      -> HighWatermarkMajority
  *   -DBROKEN_HW_REGRESS          the leader takes a recomputed high watermark even if smaller.
+ *                                                                 -> HighWatermarkMonotonic
  *   -DBROKEN_NO_FETCH_ID         a follower applies any answer whose fetch offset equals its
  *                                end offset (no fetchId: the bug the simulation found).
+ *                                                              -> CommittedEntriesNeverLost
+ *
+ * Other compile-time options:
+ *   -DSYMMETRY      exact symmetry reduction over the 6 renamings of the nodes (c_code below);
+ *                   the correct-model runs use it. Trails are then not replayable.
+ *   -DNOHIDDEN      the temporaries become part of the state vector: needed by breadth-first
+ *                   search (-DBFS) and by any search that a depth bound (-m) cuts short (a
+ *                   step cut in its middle would leave stale temporaries behind).
+ *   -DTARGET='e'    reachability probe: assertion "Reachable" fails in a state where e holds.
+ *   -DSTALE_ACROSS_RESTART  fetch ids are explicit and restart at 1 with each process (at most
+ *                   FIDMAX Fetches per incarnation), and answers addressed to an earlier
+ *                   incarnation stay deliverable: a hypothetical shell that would pair them
+ *                   with the new process's Fetches. RaftRuntime (answers travel on the
+ *                   request's connection, which dies with the process) and the simulation
+ *                   (rpcReply checks the incarnation) never deliver them, so the checked model
+ *                   drops them at the crash. Exploratory: not run by raft-specs/check.
+ *   Bounds and narrowing knobs: see "parameters" below. The narrowing knobs only remove
+ *   behaviours; the broken-variant runs use them to reach their bug fast.
  */
 
 /* ================================================================ parameters */
@@ -68,14 +96,18 @@
 #else
 #define PROBE 0
 #endif
-#ifndef XNR
-#define XNR 0
+/* narrowing knobs (all 1 = the full model; raft-specs/check narrows some runs with them) */
+#ifndef RESEND
+#define RESEND     1        /* Prospective/Candidate re-send their Vote (request timeout)   */
 #endif
-#ifndef XNF
-#define XNF 0
+#ifndef REFETCH
+#define REFETCH    1        /* a Follower re-sends its Fetch (request timeout)              */
 #endif
-#ifndef XNL
-#define XNL 0
+#ifndef LEARN_NONE
+#define LEARN_NONE 1        /* facts "(epoch e, no leader)" besides "(e, leader of e)"      */
+#endif
+#ifndef DUP
+#define DUP        1        /* the network duplicates                                       */
 #endif
 #ifdef NOHIDDEN
 #define hidden              /* spin's BFS (-DBFS) cannot handle hidden variables         */
@@ -104,6 +136,9 @@
 #if MAXEPOCH > 6
 #error "epochs are 3-bit message fields: MAXEPOCH <= 6"
 #endif
+#if MAXEPOCH < 1 || MAXLOG < 1 || NETCAP < 1 || NETCAP > 5
+#error "MAXEPOCH >= 1, MAXLOG >= 1, 1 <= NETCAP <= 5"
+#endif
 
 #define NONE     3          /* votedId / leaderId "none" (-1 in Swift); node ids are 0..2   */
 
@@ -130,6 +165,7 @@
  * entry whose copies are delivered or lost per destination), epoch 3, F0..F4 3 bits each. */
 #define MK(ty,s,dm,e,f0,f1,f2,f3,f4) ((ty) | ((s)<<3) | ((dm)<<5) | ((e)<<8) | ((f0)<<11) | \
                                       ((f1)<<14) | ((f2)<<17) | ((f3)<<20) | ((f4)<<23))
+#define WITH_ID(m, id) ((m) | ((id) << 26))   /* STALE_ACROSS_RESTART: F5 = fetchId */
 #define M_TYPE(m) ((m) & 7)
 #define M_SRC(m)  (((m)>>3) & 3)
 #define M_DSTS(m) (((m)>>5) & 7)
@@ -139,6 +175,7 @@
 #define M_F2(m)   (((m)>>17) & 7)
 #define M_F3(m)   (((m)>>20) & 7)
 #define M_F4(m)   (((m)>>23) & 7)
+#define M_F5(m)   (((m)>>26) & 7)
 #define STALE_BIT (1 << 17)
 #define WITH_DSTS(m, dm) (((m) & ~(7 << 5)) | ((dm) << 5))
 #define OTHERS(i) (7 & ~(1 << (i)))
@@ -166,6 +203,14 @@ byte hw[N];                 /* highWatermark (every role; 0 after a restart)    
 byte granted[N];            /* grants (bit per node), Prospective/Candidate only             */
 byte matchEnd[N*N];         /* leader l: replicas[j].endOffset (0 when unknown)              */
 
+#ifdef STALE_ACROSS_RESTART
+#ifndef FIDMAX
+#define FIDMAX 3            /* Fetches per process incarnation (ids 1..FIDMAX)               */
+#endif
+byte fid[N];                /* RaftNode.fetchSeq: restarts at 0 with the process             */
+byte inflight[N];           /* inflightFetch's fetchId (0 = none)                            */
+#endif
+
 /* network: a set of at most NETCAP entries, sorted descending, 0 = free */
 int  net[NETCAP];
 byte crashLeft = MAXCRASH;
@@ -182,7 +227,7 @@ hidden int  q_cur, q_tm, q_tm2, q_tm3;
 hidden int  q_nb[NETCAP];
 hidden byte q_t, q_t2, q_t3, q_t4, q_c1, q_c2, q_c3, q_found, q_ep, q_off, q_le, q_cnt, q_x,
             q_y, q_z, q_ok, q_r, q_keep, q_dead, q_to, q_st;
-hidden byte mT, mS, mR, mE, m0, m1, m2, m3, m4;
+hidden byte mT, mS, mR, mE, m0, m1, m2, m3, m4, m5;
 hidden byte dirty;              /* a log, a high watermark or the set of leaders changed */
 hidden byte ElectionSafety, VoteDurability, CommittedEntriesNeverLost, HighWatermarkMonotonic,
             HighWatermarkMajority, LogMatching, EpochMonotonic, Reachable;
@@ -265,7 +310,9 @@ inline loseCopy(k, r) {
 /* A new Fetch from follower i replaces its in-flight one (or i dropped it): answers in
  * flight to i would now be discarded (fetchId mismatch), and i's older Fetches are stale. */
 inline invalidateFetch(i) {
-#ifndef BROKEN_NO_FETCH_ID
+#if defined(STALE_ACROSS_RESTART)
+  inflight[i] = 0            /* explicit ids: answers stay in flight and are checked on arrival */
+#elif !defined(BROKEN_NO_FETCH_ID)
   for (q_t2 : 0 .. NETCAP-1) { q_nb[q_t2] = net[q_t2]; net[q_t2] = 0 }
   for (q_t2 : 0 .. NETCAP-1) {
     q_tm3 = q_nb[q_t2];
@@ -298,7 +345,7 @@ inline deadCopy(m, r) {
   :: M_TYPE(m) == VOTE_RESP && M_F0(m) == 1 -> q_dead = (M_EP(m) <= epoch[r])
   :: M_TYPE(m) == VOTE_RESP && M_F0(m) == 0 -> q_dead = !(role[r] == CANDIDATE && epoch[r] == M_EP(m))
   :: M_TYPE(m) == FETCH_REQ -> q_dead = !(role[r] == LEADER && epoch[r] == M_EP(m))
-#ifndef BROKEN_NO_FETCH_ID
+#if !defined(BROKEN_NO_FETCH_ID) && !defined(STALE_ACROSS_RESTART)
   :: M_TYPE(m) == FETCH_RESP || M_TYPE(m) == FETCH_DIV ->
        q_dead = !(role[r] == FOLLOWER && leader[r] == M_SRC(m) && epoch[r] == M_EP(m))
 #else
@@ -394,7 +441,15 @@ inline clearVolatile(i) {
 inline sendFetch(i) {
   invalidateFetch(i);
   lastEpochOf(i, q_le);
+#ifdef STALE_ACROSS_RESTART
+  if
+  :: fid[i] < FIDMAX -> fid[i]++; inflight[i] = fid[i];     /* (bound: FIDMAX Fetches a process) */
+       netInsert(WITH_ID(MK(FETCH_REQ, i, 1 << leader[i], epoch[i], leo[i], q_le, 0, 0, 0), fid[i]))
+  :: else -> skip
+  fi;
+#else
   SEND(FETCH_REQ, i, leader[i], epoch[i], leo[i], q_le, 0, 0, 0);
+#endif
   q_le = 0
 }
 
@@ -572,6 +627,34 @@ inline check_invariants() {
   }
   assert(LogMatching);
 
+  /* HighWatermarkMajority: a majority of voters hold the leader's log below its HW */
+  HighWatermarkMajority = 1;
+  for (q_c1 : 0 .. N-1) {
+    if
+    :: role[q_c1] == LEADER && hw[q_c1] > 0 ->
+         q_cnt = 0;
+         for (q_c2 : 0 .. N-1) {
+           q_ok = (leo[q_c2] >= hw[q_c1]);
+           for (q_c3 : 0 .. MAXLOG-1) {
+             if
+             :: q_ok && q_c3 < hw[q_c1] && LG(q_c2, q_c3) != LG(q_c1, q_c3) -> q_ok = 0
+             :: else -> skip
+             fi
+           }
+           if
+           :: q_ok -> q_cnt++
+           :: else -> skip
+           fi
+         }
+         if
+         :: q_cnt < MAJ -> HighWatermarkMajority = 0
+         :: else -> skip
+         fi
+    :: else -> skip
+    fi
+  }
+  assert(HighWatermarkMajority);
+
   /* CommittedEntriesNeverLost: (a) a committed record is held by a majority; (b) every
    * node's log below its high watermark is the committed log; (c) a leader of the epoch the
    * record was committed in, or of a later one, holds it (the simulation's
@@ -604,34 +687,6 @@ inline check_invariants() {
     }
   }
   assert(CommittedEntriesNeverLost);
-
-  /* HighWatermarkMajority: a majority of voters hold the leader's log below its HW */
-  HighWatermarkMajority = 1;
-  for (q_c1 : 0 .. N-1) {
-    if
-    :: role[q_c1] == LEADER && hw[q_c1] > 0 ->
-         q_cnt = 0;
-         for (q_c2 : 0 .. N-1) {
-           q_ok = (leo[q_c2] >= hw[q_c1]);
-           for (q_c3 : 0 .. MAXLOG-1) {
-             if
-             :: q_ok && q_c3 < hw[q_c1] && LG(q_c2, q_c3) != LG(q_c1, q_c3) -> q_ok = 0
-             :: else -> skip
-             fi
-           }
-           if
-           :: q_ok -> q_cnt++
-           :: else -> skip
-           fi
-         }
-         if
-         :: q_cnt < MAJ -> HighWatermarkMajority = 0
-         :: else -> skip
-         fi
-    :: else -> skip
-    fi
-  }
-  assert(HighWatermarkMajority);
 #ifdef TARGET
   Reachable = !(TARGET);          /* reachability probe: -DTARGET='<expr>' */
   assert(Reachable);
@@ -739,7 +794,7 @@ inline handleFetchRequest(l) {
                  if :: m0 < leo[l] -> q_x = LG(l, m0) :: else -> skip fi;
                  if :: m0 + 1 < leo[l] -> q_y = LG(l, m0 + 1) :: else -> skip fi;
                  if :: m0 + 2 < leo[l] -> q_z = LG(l, m0 + 2) :: else -> skip fi;
-                 SEND(FETCH_RESP, l, mS, mE, m0, hw[l], q_x, q_y, q_z);
+                 netInsert(WITH_ID(MK(FETCH_RESP, l, 1 << mS, mE, m0, hw[l], q_x, q_y, q_z), m5));
                  q_x = 0; q_y = 0; q_z = 0
             :: else -> skip
             fi
@@ -750,7 +805,7 @@ inline handleFetchRequest(l) {
 #endif
             /* DivergingEpoch = endOffset(forEpoch: lastFetchedEpoch) of our log */
             if
-            :: m2 == 0 -> SEND(FETCH_DIV, l, mS, mE, m0, q_ep, q_off, 0, 0)
+            :: m2 == 0 -> netInsert(WITH_ID(MK(FETCH_DIV, l, 1 << mS, mE, m0, q_ep, q_off, 0, 0), m5))
             :: else -> skip
             fi
        fi
@@ -759,10 +814,18 @@ inline handleFetchRequest(l) {
   q_ep = 0; q_off = 0
 }
 
+/* the answer is to the in-flight Fetch (the network invariant guarantees it, except with
+ * explicit ids) */
+#ifdef STALE_ACROSS_RESTART
+#define ID_MATCHES(i) (inflight[i] != 0 && m5 == inflight[i])
+#else
+#define ID_MATCHES(i) 1
+#endif
+
 /* RaftNode.handleFetchResponse at follower i, records + high watermark from leader mS */
 inline handleFetchResponse(i) {
   if
-  :: role[i] == FOLLOWER && leader[i] == mS && epoch[i] == mE && m0 == leo[i] ->
+  :: role[i] == FOLLOWER && leader[i] == mS && epoch[i] == mE && m0 == leo[i] && ID_MATCHES(i) ->
        /* appendAsFollower (then flushed) */
        if
        :: m2 != 0 -> LG(i, m0) = m2; leo[i] = m0 + 1
@@ -794,7 +857,7 @@ inline handleFetchResponse(i) {
  * update, fetch again */
 inline handleFetchDiverging(i) {
   if
-  :: role[i] == FOLLOWER && leader[i] == mS && epoch[i] == mE && m0 == leo[i] ->
+  :: role[i] == FOLLOWER && leader[i] == mS && epoch[i] == mE && m0 == leo[i] && ID_MATCHES(i) ->
        endForEpoch(i, m1);
        q_to = (q_ep == 0 -> 0 : q_off);
        q_to = (m2 < q_to -> m2 : q_to);
@@ -828,8 +891,14 @@ inline handleFetchDiverging(i) {
 /* ================================================================ node events */
 
 /* tick: the election timeout (Unattached, Voted, Prospective, Candidate, Resigned) or the
- * fetch timeout (Follower) -> becomeProspective. Bound: no pre-vote for MAXEPOCH + 1. */
-#define CAN_TIMEOUT(i) (role[i] != LEADER && epoch[i] < MAXEPOCH)
+ * fetch timeout (Follower) -> becomeProspective. Bound: no pre-vote for MAXEPOCH + 1.
+ * Except (KIP-996) a Prospective that followed a leader of its epoch before it stood
+ * (leaderId is another node): its election timeout, like its pre-vote election lost to a
+ * majority of refusals (refusals are not messages in the model; timers fire at any time,
+ * so the timeout covers both), takes it back to following that leader --
+ * RaftNode.returnToKnownLeader -> becomeFollower(epoch, leaderId). */
+#define RETURNS(i)     (role[i] == PROSPECTIVE && leader[i] != NONE && leader[i] != (i))
+#define CAN_TIMEOUT(i) (role[i] != LEADER && epoch[i] < MAXEPOCH && !RETURNS(i))
 
 /* tick: the request timeout of a Prospective/Candidate re-sends its Vote to the voters that
  * have not granted (Swift also skips those that refused; a refusal is not modelled) */
@@ -867,6 +936,9 @@ inline crash(i) {
   hw[i] = 0;
   clearVolatile(i);
   invalidateFetch(i)
+#ifdef STALE_ACROSS_RESTART
+  ; fid[i] = 0
+#endif
 }
 
 /* ================================================================ symmetry reduction */
@@ -897,6 +969,10 @@ static void sym_rename(State *d, const State *s, const int *p) {
     d->gVote[q] = SYM_ID(p, s->gVote[i]);
 #ifdef BROKEN_VOTE_NOT_PERSISTED
     d->pVoted[q] = SYM_ID(p, s->pVoted[i]);
+#endif
+#ifdef STALE_ACROSS_RESTART
+    d->fid[q] = s->fid[i];
+    d->inflight[q] = s->inflight[i];
 #endif
   }
   for (k = 0; k <= MAXEPOCH; k++) d->gLeader[k] = SYM_ID(p, s->gLeader[k]);
@@ -970,6 +1046,7 @@ hidden byte ev, evi, eva, evn;
 #define EV_DELIVER   9      /* deliver node evi's copy of network entry eva (consumed)    */
 #define EV_LOSE     10      /* lose node evi's copy of network entry eva                  */
 #define EV_DUP      11      /* deliver node evi's copy of entry eva and keep it (a duplicate) */
+#define EV_RETURN   12      /* tick / lost pre-vote: Prospective -> Follower of the known leader */
 
 /* LEARN: node i receives the fact (e, no leader) or (e, the leader of e) -- standing for
  * BeginQuorumEpoch, EndQuorumEpoch, their responses, a Fetch error answer or a Vote refusal
@@ -980,10 +1057,12 @@ hidden byte ev, evi, eva, evn;
           ((e) > epoch[i] || ((e) == epoch[i] && !(role[i] == FOLLOWER && leader[i] == gLeader[e]) && \
                               role[i] != LEADER && role[i] != RESIGNED)))
 #define LEARN(i, e) \
-  :: !XNL && CAN_LEARN(i, e)   -> ev = EV_LEARN;   evi = i; eva = e \
+  :: LEARN_NONE && CAN_LEARN(i, e)   -> ev = EV_LEARN;   evi = i; eva = e \
   :: CAN_LEARN_L(i, e) -> ev = EV_LEARN_L; evi = i; eva = e
 
-#if MAXEPOCH == 2
+#if MAXEPOCH == 1
+#define LEARN_ALL(i) LEARN(i, 1)
+#elif MAXEPOCH == 2
 #define LEARN_ALL(i) LEARN(i, 1) LEARN(i, 2)
 #elif MAXEPOCH == 3
 #define LEARN_ALL(i) LEARN(i, 1) LEARN(i, 2) LEARN(i, 3)
@@ -997,10 +1076,11 @@ hidden byte ev, evi, eva, evn;
 
 #define NODE_EVENTS(i) \
   :: CAN_TIMEOUT(i) -> ev = EV_TIMEOUT; evi = i \
-  :: !XNR && (role[i] == PROSPECTIVE || role[i] == CANDIDATE) -> ev = EV_RESEND; evi = i \
+  :: RETURNS(i) -> ev = EV_RETURN; evi = i \
+  :: RESEND && (role[i] == PROSPECTIVE || role[i] == CANDIDATE) -> ev = EV_RESEND; evi = i \
   :: role[i] == LEADER -> ev = EV_RESIGN; evi = i \
   :: CLIENT && role[i] == LEADER && leo[i] < MAXLOG -> ev = EV_PROPOSE; evi = i \
-  :: !XNF && role[i] == FOLLOWER -> ev = EV_FETCH; evi = i \
+  :: REFETCH && role[i] == FOLLOWER -> ev = EV_FETCH; evi = i \
   :: crashLeft > 0 -> ev = EV_CRASH; evi = i \
   LEARN_ALL(i)
 
@@ -1017,17 +1097,83 @@ hidden byte ev, evi, eva, evn;
   :: HAS(k, r) -> ev = EV_DELIVER; evi = r; eva = k \
   :: HAS(k, r) && MORE_THAN(k, 1) -> ev = EV_DELIVER; evi = r; eva = k; evn = 1 \
   :: HAS(k, r) && MORE_THAN(k, 2) -> ev = EV_DELIVER; evi = r; eva = k; evn = 2 \
-  :: HAS(k, r) -> ev = EV_DUP; evi = r; eva = k \
-  :: HAS(k, r) && MORE_THAN(k, 1) -> ev = EV_DUP; evi = r; eva = k; evn = 1 \
-  :: HAS(k, r) && MORE_THAN(k, 2) -> ev = EV_DUP; evi = r; eva = k; evn = 2 \
+  :: DUP && HAS(k, r) -> ev = EV_DUP; evi = r; eva = k \
+  :: DUP && HAS(k, r) && MORE_THAN(k, 1) -> ev = EV_DUP; evi = r; eva = k; evn = 1 \
+  :: DUP && HAS(k, r) && MORE_THAN(k, 2) -> ev = EV_DUP; evi = r; eva = k; evn = 2 \
   :: HAS(k, r) -> ev = EV_LOSE; evi = r; eva = k
 
 #define NET_EVENTS(k) COPY_EVENTS(k, 0) COPY_EVENTS(k, 1) COPY_EVENTS(k, 2)
+
+/* The trace: one line per step, printed only when spin replays a trail (spin -t; pan never
+ * prints). Nodes: role (U Unattached, V Voted, P Prospective, C Candidate, L Leader,
+ * F Follower, R Resigned), epoch, votedId, leaderId (- = none), high watermark, the log as
+ * record epochs. Network entries: V Vote (p = pre-vote), G grant, F Fetch (s = stale),
+ * R records answer, D DivergingEpoch answer; source > destination set; epoch; fields. */
+#define ROLEC(r) ((r) == UNATTACHED -> 'U' : ((r) == VOTED -> 'V' : ((r) == PROSPECTIVE -> 'P' : \
+                 ((r) == CANDIDATE -> 'C' : ((r) == LEADER -> 'L' : ((r) == FOLLOWER -> 'F' : 'R'))))))
+#define IDC(v)   ((v) == NONE -> '-' : '0' + (v))
+#define TYC(t)   ((t) == VOTE_REQ -> 'V' : ((t) == VOTE_RESP -> 'G' : ((t) == FETCH_REQ -> 'F' : \
+                 ((t) == FETCH_RESP -> 'R' : 'D'))))
+
+inline traceEvent() {
+  if
+  :: ev == EV_TIMEOUT  -> printf("timeout n%d", evi)
+  :: ev == EV_RETURN   -> printf("return-to-leader n%d", evi)
+  :: ev == EV_RESEND   -> printf("resend-vote n%d", evi)
+  :: ev == EV_RESIGN   -> printf("resign n%d", evi)
+  :: ev == EV_PROPOSE  -> printf("propose n%d", evi)
+  :: ev == EV_FETCH    -> printf("refetch n%d", evi)
+  :: ev == EV_CRASH    -> printf("crash n%d", evi)
+  :: ev == EV_LEARN    -> printf("learn n%d (e%d, -)", evi, eva)
+  :: ev == EV_LEARN_L  -> printf("learn n%d (e%d, n%d)", evi, eva, gLeader[eva])
+  :: ev == EV_LOSE     -> printf("lose n%d's copy of entry %d", evi, eva)
+  :: ev == EV_DELIVER ->
+       printf("deliver %c n%d>n%d e%d %d %d %d %d %d", TYC(mT), mS, mR, mE, m0, m1, m2, m3, m4)
+  :: ev == EV_DUP ->
+       printf("deliver (keep a copy) %c n%d>n%d e%d %d %d %d %d %d", TYC(mT), mS, mR, mE, m0, m1,
+              m2, m3, m4)
+  :: else -> skip
+  fi
+}
+
+inline traceState() {
+  for (q_c1 : 0 .. N-1) {
+    printf(" | n%d %c e%d v%c l%c hw%d [", q_c1, ROLEC(role[q_c1]), epoch[q_c1], IDC(voted[q_c1]),
+           IDC(leader[q_c1]), hw[q_c1]);
+    for (q_c2 : 0 .. MAXLOG-1) {
+      if
+      :: q_c2 < leo[q_c1] -> printf("%d", LG(q_c1, q_c2))
+      :: else -> skip
+      fi
+    }
+    printf("]")
+  }
+  printf(" | net");
+  for (q_c1 : 0 .. NETCAP-1) {
+    q_tm2 = net[q_c1];
+    if
+    :: q_tm2 != 0 ->
+         printf(" %c%d>", TYC(M_TYPE(q_tm2)), M_SRC(q_tm2));
+         for (q_c2 : 0 .. N-1) {
+           if
+           :: M_DSTS(q_tm2) & (1 << q_c2) -> printf("%d", q_c2)
+           :: else -> skip
+           fi
+         }
+         printf(" e%d %d %d %d %d %d", M_EP(q_tm2), M_F0(q_tm2), M_F1(q_tm2), M_F2(q_tm2),
+                M_F3(q_tm2), M_F4(q_tm2))
+    :: else -> skip
+    fi
+  }
+  printf("\n");
+  q_c1 = 0; q_c2 = 0; q_tm2 = 0
+}
 
 /* the event (one d_step each: Spin bounds the size of a d_step) */
 inline runEvent() {
   if
   :: ev == EV_TIMEOUT -> d_step { becomeProspective(evi) }
+  :: ev == EV_RETURN  -> d_step { becomeFollower(evi, epoch[evi], leader[evi]) }
   :: ev == EV_RESEND  -> d_step { resendVotes(evi) }
   :: ev == EV_RESIGN  -> d_step { resign(evi) }
   :: ev == EV_PROPOSE -> d_step { clientAppend(evi) }
@@ -1045,11 +1191,13 @@ inline runEvent() {
          fi;
          mT = M_TYPE(q_cur); mS = M_SRC(q_cur); mR = evi; mE = M_EP(q_cur);
          m0 = M_F0(q_cur); m1 = M_F1(q_cur); m2 = M_F2(q_cur); m3 = M_F3(q_cur); m4 = M_F4(q_cur);
+         m5 = M_F5(q_cur);
          if
          :: evn == 1 -> m3 = 0; m4 = 0        /* only the first batch fitted in maxBytes */
          :: evn == 2 -> m4 = 0
          :: else -> skip
          fi;
+         traceEvent();
          q_cur = 0
        };
        if
@@ -1059,13 +1207,9 @@ inline runEvent() {
        :: mT == FETCH_RESP -> d_step { handleFetchResponse(mR) }
        :: mT == FETCH_DIV  -> d_step { handleFetchDiverging(mR) }
        fi;
-       d_step { mT = 0; mS = 0; mR = 0; mE = 0; m0 = 0; m1 = 0; m2 = 0; m3 = 0; m4 = 0 }
+       d_step { mT = 0; mS = 0; mR = 0; mE = 0; m0 = 0; m1 = 0; m2 = 0; m3 = 0; m4 = 0; m5 = 0 }
   fi
 }
-
-#ifdef SCRIPT
-#include "scenario.pml"  /* a fixed run: defines scriptNext() and printState() */
-#endif
 
 active proctype kraft() {
   d_step {
@@ -1080,9 +1224,6 @@ active proctype kraft() {
   };
   do
   :: atomic {
-#ifdef SCRIPT
-       scriptNext();        /* a scenario file's fixed run (see scenarios/README) */
-#else
        if
        NODE_EVENTS(0)
        NODE_EVENTS(1)
@@ -1101,7 +1242,6 @@ active proctype kraft() {
        NET_EVENTS(4)
 #endif
        fi;
-#endif
        runEvent();
        d_step {
          gcNet();
@@ -1111,9 +1251,11 @@ active proctype kraft() {
          :: else -> skip
          fi;
          CANON;
-#ifdef SCRIPT
-         printState();
-#endif
+         if
+         :: ev != EV_DELIVER && ev != EV_DUP -> traceEvent()
+         :: else -> skip
+         fi;
+         traceState();
          ev = 0; evi = 0; eva = 0; evn = 0
        }
      }
