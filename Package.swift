@@ -145,7 +145,7 @@ let package = Package(
         .testTarget(name: "FjordStorageTests", dependencies: ["FjordStorage", "FjordTestSupport"], swiftSettings: strict),
         .testTarget(name: "FjordRaftTests", dependencies: ["FjordRaft", "FjordRecords", "FjordSimulation"], swiftSettings: strict),
         .testTarget(name: "FjordRaftRuntimeTests",
-                    dependencies: ["FjordRaftRuntime", "FjordRaft", "FjordStorage", "FjordTestSupport",
+                    dependencies: ["FjordRaftRuntime", "FjordRaft", "FjordStorage", "FjordRecords", "FjordTestSupport",
                                    .product(name: "NIOPosix", package: "swift-nio")],
                     swiftSettings: strict),
         .testTarget(name: "FjordServerTests",

@@ -33,13 +33,8 @@ public final class RaftRuntime: @unchecked Sendable {
     private var lingerScheduled = false
     private var waiting: [(offset: Int64, promise: EventLoopPromise<Int64>)] = []
     private var failed: Error?
-    /// Called on the loop whenever the high watermark advances.
-    public var onCommit: (@Sendable (Int64) -> Void)?
-    /// Called on the loop when the node learns of a new leader or epoch.
-    public var onLeaderChange: (@Sendable (_ epoch: Int32, _ leaderId: Int32) -> Void)?
-    /// Called on the loop when a snapshot fetched from the leader replaced the log, before
-    /// the high watermark that covers it is reported: the state machine reloads from it.
-    public var onSnapshotInstalled: (@Sendable (SnapshotId) -> Void)?
+    /// The state machines following the committed log, in registration order.
+    private var listeners: [ListenerState] = []
     /// Requests received from the network that the core has not answered yet, per sender
     /// and kind, oldest first. The core answers Vote and Begin/EndQuorumEpoch at once and
     /// keeps at most one Fetch per replica parked.
@@ -198,12 +193,56 @@ public final class RaftRuntime: @unchecked Sendable {
         }
     }
 
-    /// Reads committed batches from `offset` (at most `maxBytes`, and never past the high
-    /// watermark's batch). Must be called on the loop (from `onCommit`, say).
-    public func readCommitted(from offset: Int64, maxBytes: Int) throws -> ByteBuffer {
-        loop.preconditionInEventLoop()
-        guard offset < node.highWatermark else { return ByteBuffer() }
-        return try log.read(from: offset, maxBytes: maxBytes)
+    /// Registers a state machine: it first loads the node's newest snapshot (if any), then
+    /// receives every committed batch after it, and every later leader change, on the loop.
+    /// The future fails if the snapshot cannot be read: the log before it may be gone, so
+    /// the node must not go on without it.
+    public func register(_ listener: RaftListener) -> EventLoopFuture<Void> {
+        loop.submit {
+            let state = ListenerState(listener, nextOffset: self.log.startOffset)
+            if let id = self.log.latestSnapshotId {
+                let values = try self.log.readSnapshotValues(id)
+                state.nextOffset = id.endOffset
+                state.loadedSnapshot = id
+                listener.handleLoadSnapshot(SnapshotReader(id: id, values: values))
+            }
+            self.listeners.append(state)
+            if self.node.leaderId >= 0 { listener.handleLeaderChange(epoch: self.node.epoch, leaderId: self.node.leaderId) }
+            self.deliverCommits(state)
+        }
+    }
+
+    /// Hands `state`'s listener what was committed since its last batch: the newest
+    /// snapshot first if the log it needs was trimmed behind one.
+    private func deliverCommits(_ state: ListenerState) {
+        let hw = node.highWatermark
+        if state.nextOffset < log.startOffset, let id = log.latestSnapshotId, state.loadedSnapshot != id {
+            loadSnapshot(id, into: state)
+        }
+        do {
+            while state.nextOffset < hw {
+                let bytes = try log.read(from: state.nextOffset, maxBytes: 1 << 20)
+                let batches = try CommittedBatch.decode(bytes, from: state.nextOffset, below: hw)
+                guard let last = batches.last else { break }
+                state.nextOffset = last.lastOffset + 1
+                state.listener.handleCommit(batches)
+            }
+        } catch {
+            // A committed batch this node cannot read: the listener stops there rather than
+            // build a wrong state; the node keeps running so an operator sees the line.
+            logger.critical("cannot read a committed metadata batch", metadata: ["offset": "\(state.nextOffset)", "error": "\(error)"])
+        }
+    }
+
+    private func loadSnapshot(_ id: SnapshotId, into state: ListenerState) {
+        do {
+            let values = try log.readSnapshotValues(id)
+            state.nextOffset = id.endOffset
+            state.loadedSnapshot = id
+            state.listener.handleLoadSnapshot(SnapshotReader(id: id, values: values))
+        } catch {
+            logger.critical("cannot read a metadata snapshot", metadata: ["snapshot": "\(id)", "error": "\(error)"])
+        }
     }
 
     /// Registers snapshot `id` (already written durably by `SnapshotFile.write`) and applies
@@ -250,13 +289,13 @@ public final class RaftRuntime: @unchecked Sendable {
                 if r.flushLog { try log.flush() }
                 if let id = r.snapshotInstalled {
                     logger.info("installed a metadata snapshot from the leader", metadata: ["node": "\(nodeId)", "snapshot": "\(id)"])
-                    onSnapshotInstalled?(id)
+                    for l in listeners { loadSnapshot(id, into: l) }
                 }
                 if let hw = r.newHighWatermark { committed(hw) }
                 if let lc = r.leaderChanged {
                     logger.info("leader changed", metadata: ["node": "\(nodeId)", "epoch": "\(lc.epoch)", "leader": "\(lc.leaderId)"])
                     if lc.leaderId != nodeId { abandonProposals(NotLeaderError(epoch: lc.epoch, leaderId: lc.leaderId)) }
-                    onLeaderChange?(lc.epoch, lc.leaderId)
+                    for l in listeners { l.listener.handleLeaderChange(epoch: lc.epoch, leaderId: lc.leaderId) }
                 }
                 for env in r.sendAfterPersist { route(env) }
                 guard r.needsPersist else { break }
@@ -295,7 +334,7 @@ public final class RaftRuntime: @unchecked Sendable {
             if w.offset < hw { w.promise.succeed(w.offset) } else { keep.append(w) }
         }
         waiting = keep
-        onCommit?(hw)
+        for l in listeners { deliverCommits(l) }
     }
 
     /// This node no longer leads: proposals not yet known committed are failed. (One may

@@ -116,7 +116,9 @@ public final class FjordNode: @unchecked Sendable {
         if let v = config.properties["metadata.max.retention.bytes"].flatMap(Int64.init) { policy.retentionBytes = v }
         if let v = config.properties["metadata.max.retention.ms"].flatMap(Int64.init) { policy.retentionMs = v }
         publisher = MetadataPublisher(raft: raft, policy: policy, snapshotLoop: metadataGroup.next(), control: snapshotControl, logger: logger)
-        try publisher.loadLatestSnapshot()
+        // The publisher follows the committed log from the newest snapshot; a snapshot that
+        // cannot be read stops the node (the log before it may be gone).
+        try raft.register(publisher).wait()
         controllerChannel = ControllerChannel(raft: raft, group: group, voters: config.voters, nodeId: config.nodeId, logger: logger)
         if config.isController {
             var cc = ControllerConfig(nodeId: config.nodeId, clusterId: clusterId)
@@ -141,18 +143,10 @@ public final class FjordNode: @unchecked Sendable {
 
     public func start() throws {
         let raft = self.raft
-        let publisher = self.publisher
         let controller = self.controller
-        raft.onCommit = { hw in
-            publisher.catchUp(to: hw)
-            controller?.maybeActivate()
-        }
-        raft.onSnapshotInstalled = { id in publisher.snapshotInstalled(id) }
-        raft.onLeaderChange = { [leader, weak self] epoch, id in
-            leader.withLockedValue { $0 = id }
-            controller?.maybeActivate()
-            self?.lifecycle?.controllerChanged()
-        }
+        let watcher = NodeRaftListener(leader: leader, controller: controller)
+        watcher.node = self
+        _ = raft.register(watcher)
         if let controller {
             // In combined mode a voter's id is its broker's id: a controller port that
             // refuses connections means that node's broker is gone too.
@@ -402,4 +396,26 @@ enum Topics {
         }
     }
 
+}
+
+/// Follows the metadata log on the node's behalf, registered after the publisher so it runs
+/// once each commit is in the image: the controller activates when its image has caught up
+/// with its epoch, and the broker's lifecycle hears of a new quorum leader.
+final class NodeRaftListener: RaftListener, @unchecked Sendable {
+    let leader: NIOLockedValueBox<Int32>
+    let controller: ControllerShell?
+    weak var node: FjordNode?
+
+    init(leader: NIOLockedValueBox<Int32>, controller: ControllerShell?) {
+        self.leader = leader
+        self.controller = controller
+    }
+
+    func handleCommit(_ batches: [CommittedBatch]) { controller?.maybeActivate() }
+    func handleLoadSnapshot(_ snapshot: SnapshotReader) { controller?.maybeActivate() }
+    func handleLeaderChange(epoch: Int32, leaderId: Int32) {
+        leader.withLockedValue { $0 = leaderId }
+        controller?.maybeActivate()
+        node?.lifecycle?.controllerChanged()
+    }
 }

@@ -29,7 +29,7 @@ public struct SnapshotPolicy: Sendable {
 /// reloads when the Raft core installs one fetched from the leader, and writes one of its
 /// own image every `maxBytesBetweenSnapshots` of applied records (or `maxIntervalMs`), off
 /// the Raft loop; the runtime then trims the log behind it per the retention settings.
-public final class MetadataPublisher: @unchecked Sendable {
+public final class MetadataPublisher: RaftListener, @unchecked Sendable {
     let raft: RaftRuntime
     let logger: Logger
     let policy: SnapshotPolicy
@@ -70,33 +70,21 @@ public final class MetadataPublisher: @unchecked Sendable {
         lock.withLock { listeners.append(body) }
     }
 
-    /// Starts from the newest snapshot, if the node has one (before the runtime starts).
-    /// A snapshot that cannot be read stops the node: its log before it may be gone.
-    public func loadLatestSnapshot() throws {
-        guard let id = raft.log.latestSnapshotId else { return }
-        let image = try Self.readSnapshot(raft.log, id)
-        lock.withLock {
-            _image = image
-            _nextOffset = id.endOffset
-        }
-        lastEpoch = id.epoch
-        lastSnapshotEnd = id.endOffset
-        logger.info("loaded the metadata snapshot", metadata: ["snapshot": "\(id)", "topics": "\(image.topics.count)", "brokers": "\(image.brokers.count)"])
+    static func image(of snapshot: SnapshotReader) throws -> MetadataImage {
+        MetadataImage(snapshotRecords: try snapshot.values.map { try MetadataRecord.decode($0) }, endOffset: snapshot.id.endOffset)
     }
 
-    static func readSnapshot(_ log: StorageRaftLog, _ id: SnapshotId) throws -> MetadataImage {
-        let values = try log.readSnapshotValues(id)
-        return MetadataImage(snapshotRecords: try values.map { try MetadataRecord.decode($0) }, endOffset: id.endOffset)
-    }
-
-    /// The Raft core replaced the log with snapshot `id` from the leader: the image is the
-    /// snapshot's. Called on the Raft loop.
-    func snapshotInstalled(_ id: SnapshotId) {
+    /// A snapshot replaces the image: the node's newest at start, or one the Raft core
+    /// installed from the leader (or the log behind it was trimmed). On the Raft loop.
+    public func handleLoadSnapshot(_ snapshot: SnapshotReader) {
+        let id = snapshot.id
         let image: MetadataImage
         do {
-            image = try Self.readSnapshot(raft.log, id)
+            image = try Self.image(of: snapshot)
         } catch {
-            logger.critical("cannot read the metadata snapshot fetched from the leader", metadata: ["snapshot": "\(id)", "error": "\(error)"])
+            // A record this build cannot read: keep the old image rather than serve a wrong
+            // one; the node keeps running so operators can see the log line.
+            logger.critical("cannot read the metadata snapshot", metadata: ["snapshot": "\(id)", "error": "\(error)"])
             return
         }
         let subs = lock.withLock { () -> [@Sendable (MetadataImage) -> Void] in
@@ -107,51 +95,33 @@ public final class MetadataPublisher: @unchecked Sendable {
         lastEpoch = id.epoch
         lastSnapshotEnd = id.endOffset
         bytesSinceSnapshot = 0
-        logger.info("loaded the metadata snapshot fetched from the leader", metadata: ["snapshot": "\(id)", "topics": "\(image.topics.count)"])
+        logger.info("loaded the metadata snapshot", metadata: ["snapshot": "\(id)", "topics": "\(image.topics.count)",
+                                                               "brokers": "\(image.brokers.count)"])
         for s in subs { s(image) }
     }
 
-    /// Applies everything committed below `highWatermark`. Called on the Raft loop.
-    func catchUp(to highWatermark: Int64) {
-        if lock.withLock({ _nextOffset }) < raft.log.startOffset, let id = raft.log.latestSnapshotId {
-            // The log we still need was trimmed behind a snapshot: start from the snapshot.
-            snapshotInstalled(id)
-        }
+    /// Replays newly committed batches into the image and publishes it. On the Raft loop.
+    public func handleCommit(_ batches: [CommittedBatch]) {
         var image = lock.withLock { _image }
         var next = lock.withLock { _nextOffset }
-        let start = next
         var changed = false
         do {
-            while next < highWatermark {
-                let bytes = try raft.readCommitted(from: next, maxBytes: 1 << 20)
-                if bytes.readableBytes == 0 { break }
-                var progressed = false
-                for item in RecordBatchReader(bytes) {
-                    guard case let .batch(batch, _) = item else { break }
-                    if batch.lastOffset < next { continue }
-                    if batch.baseOffset >= highWatermark { break }
-                    if !batch.isControl {
-                        try batch.forEachRecord { record in
-                            guard record.offset >= next, record.offset < highWatermark, let value = record.value else { return }
-                            let r = try MetadataRecord.decode(value)
-                            image.replay(r, offset: record.offset)
-                            changed = true
-                        }
-                    }
-                    next = batch.lastOffset + 1
-                    lastEpoch = batch.partitionLeaderEpoch
-                    lastTimestamp = batch.maxTimestamp
-                    bytesSinceSnapshot += Int64(batch.sizeInBytes)
-                    progressed = true
+            for batch in batches where batch.lastOffset >= next {
+                for record in batch.records where record.offset >= next {
+                    image.replay(try MetadataRecord.decode(record.value), offset: record.offset)
+                    changed = true
                 }
-                if !progressed { break }
+                next = batch.lastOffset + 1
+                lastEpoch = batch.epoch
+                lastTimestamp = batch.appendTimestamp
+                bytesSinceSnapshot += Int64(batch.sizeInBytes)
             }
         } catch {
             // A committed record this build cannot read: stop applying rather than serve a
             // wrong image; the node keeps running so operators can see the log line.
             logger.critical("cannot apply committed metadata record", metadata: ["offset": "\(next)", "error": "\(error)"])
+            return
         }
-        guard next != start else { return }
         let subs = lock.withLock { () -> [@Sendable (MetadataImage) -> Void] in
             _image = image
             _nextOffset = next
@@ -162,6 +132,8 @@ public final class MetadataPublisher: @unchecked Sendable {
         }
         maybeSnapshot(image, endOffset: next)
     }
+
+    public func handleLeaderChange(epoch: Int32, leaderId: Int32) {}
 
     /// Writes a snapshot of `image` (which holds every record below `endOffset`) when enough
     /// has been applied since the last one; one at a time.

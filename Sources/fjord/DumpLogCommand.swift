@@ -5,7 +5,12 @@ import FjordTools
 struct DumpLogCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "dump-log",
-        abstract: "Parse a log file and dump its contents to the console, useful for debugging a seemingly corrupt log segment."
+        abstract: "Parse a log file and dump its contents to the console, useful for debugging a seemingly corrupt log segment.",
+        discussion: """
+            Examples:
+              fjord dump-log --files /tmp/fjord-logs/demo-0/00000000000000000000.log --print-data-log
+              fjord dump-log --cluster-metadata-decoder --files /tmp/fjord-logs/__cluster_metadata-0/00000000000000000000.log
+            """
     )
 
     @Option(name: .customLong("files"),

@@ -7,6 +7,11 @@ struct MetadataQuorumCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "metadata-quorum",
         abstract: "Describe the KRaft metadata quorum.",
+        discussion: """
+            Examples:
+              fjord metadata-quorum --bootstrap-server localhost:9092 describe --status
+              fjord metadata-quorum --bootstrap-controller localhost:9093 describe --replication
+            """,
         subcommands: [Describe.self]
     )
 
@@ -20,7 +25,12 @@ struct MetadataQuorumCommand: ParsableCommand {
     var commandConfig: String?
 
     struct Describe: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "describe", abstract: "Describe the metadata quorum.")
+        static let configuration = CommandConfiguration(commandName: "describe", abstract: "Describe the metadata quorum.",
+                                                        discussion: """
+                                                            Examples:
+                                                              fjord metadata-quorum --bootstrap-server localhost:9092 describe --status
+                                                              fjord metadata-quorum --bootstrap-server localhost:9092 describe --replication --human-readable
+                                                            """)
 
         @OptionGroup var parent: MetadataQuorumParentOptions
 

@@ -11,7 +11,14 @@ import Logging
 struct ServerStartCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "server-start",
-        abstract: "Start a Fjord node (broker, controller or both) from a server.properties file."
+        abstract: "Start a Fjord node (broker, controller or both) from a server.properties file.",
+        discussion: """
+            Examples:
+              fjord server-start config/server.properties
+              fjord server-start config/cluster/node1.properties --override log.dirs=/tmp/n1
+            The directories must be formatted first (fjord storage format). Stop with SIGTERM
+            (a controlled shutdown) or Ctrl-C.
+            """
     )
 
     @Argument(help: "The server.properties file.")
@@ -30,7 +37,11 @@ struct ServerCommand: ParsableCommand {
     static let configuration = CommandConfiguration(commandName: "server", abstract: "Server commands.", subcommands: [Start.self])
 
     struct Start: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "start", abstract: "Start a Fjord node (same as server-start).")
+        static let configuration = CommandConfiguration(commandName: "start", abstract: "Start a Fjord node (same as server-start).",
+                                                        discussion: """
+                                                            Example:
+                                                              fjord server start config/server.properties
+                                                            """)
         @Argument(help: "The server.properties file.")
         var config: String
         @Option(name: .customLong("override"), help: "Override a property: --override key=value (may be repeated).")

@@ -7,18 +7,40 @@ struct StorageCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "storage",
         abstract: "Format and describe the storage directories of a Fjord node.",
+        discussion: """
+            Examples:
+              id=$(fjord storage random-uuid)
+              fjord storage format -t $id -c config/server.properties
+              fjord storage format -t $id -c controller.properties --standalone
+              fjord storage info -c config/server.properties
+            Every node of a cluster is formatted with the same cluster id before its first start.
+            """,
         subcommands: [RandomUUID.self, Format.self, Info.self]
     )
 
     struct RandomUUID: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "random-uuid", abstract: "Print a random UUID (a new cluster id).")
+        static let configuration = CommandConfiguration(commandName: "random-uuid", abstract: "Print a random UUID (a new cluster id).",
+                                                        discussion: """
+                                                            Example:
+                                                              fjord storage random-uuid
+                                                            """)
         func run() throws {
             print(KafkaUUID.random())
         }
     }
 
     struct Format: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "format", abstract: "Format the log and metadata directories of a node.")
+        static let configuration = CommandConfiguration(
+            commandName: "format", abstract: "Format the log and metadata directories of a node.",
+            discussion: """
+                Examples:
+                  fjord storage format -t MkU3OEVBNTcwNTJENDM2Qk -c config/server.properties
+                  fjord storage format -t $id -c controller1.properties --initial-controllers 1@127.0.0.1:9093:<dir-id>,...
+                  fjord storage format -t $id -c broker.properties --no-initial-controllers
+                With controller.quorum.voters in the file no quorum flag is needed; with
+                controller.quorum.bootstrap.servers a controller needs --standalone,
+                --initial-controllers or --no-initial-controllers.
+                """)
 
         @Option(name: [.customShort("c"), .customLong("config")], help: "The server configuration file to use.")
         var config: String
@@ -108,7 +130,11 @@ struct StorageCommand: ParsableCommand {
     }
 
     struct Info: ParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "info", abstract: "Describe the storage directories of a node.")
+        static let configuration = CommandConfiguration(commandName: "info", abstract: "Describe the storage directories of a node.",
+                                                        discussion: """
+                                                            Example:
+                                                              fjord storage info -c config/server.properties
+                                                            """)
 
         @Option(name: [.customShort("c"), .customLong("config")], help: "The server configuration file to use.")
         var config: String

@@ -218,6 +218,15 @@ final class ToolsCLITests: XCTestCase {
         XCTAssertEqual(election, "Successfully completed leader election (PREFERRED) for partitions t-0\n")
         let again = try ok(["leader-election"] + liveBs + ["--election-type", "preferred", "--topic", "t", "--partition", "0"])
         XCTAssertEqual(again, "Valid replica already elected for partitions t-0\n")
+        // An unclean election where the leader is alive changes nothing; every partition at once.
+        let unclean = try ok(["leader-election"] + liveBs + ["--election-type", "unclean", "--topic", "t", "--partition", "1"])
+        XCTAssertEqual(unclean, "Valid replica already elected for partitions t-1\n")
+        let all = try ok(["leader-election"] + liveBs + ["--election-type", "preferred", "--all-topic-partitions"])
+        // (Partitions whose preferred leader already leads are left out of an all-partitions answer.)
+        for line in all.split(separator: "\n") {
+            XCTAssertTrue(line.hasPrefix("Successfully completed leader election (PREFERRED) for partitions ")
+                          || line.hasPrefix("Valid replica already elected for partitions "), String(line))
+        }
         let usage = try fjord(["leader-election"] + liveBs + ["--election-type", "preferred"])
         XCTAssertEqual(usage.status, 64)
         XCTAssertTrue(usage.err.contains("One and only one of the following options is required"), usage.err)
@@ -308,7 +317,9 @@ final class ToolsCLITests: XCTestCase {
     func testEveryToolHasHelpWithExamples() throws {
         for tool in ["topics", "console-producer", "console-consumer", "producer-perf-test", "consumer-perf-test", "configs",
                      "leader-election", "cluster-id", "broker-api-versions", "dev-cluster", "dev-cluster up", "dev-cluster status",
-                     "dev-cluster kill", "dev-cluster stop", "dev-cluster start", "dev-cluster down"] {
+                     "dev-cluster kill", "dev-cluster stop", "dev-cluster start", "dev-cluster down", "consumer-groups",
+                     "storage", "storage random-uuid", "storage format", "storage info", "server-start", "server start",
+                     "metadata-quorum", "metadata-quorum describe", "dump-log", "metadata-shell"] {
             let r = try fjord(tool.split(separator: " ").map(String.init) + ["--help"])
             XCTAssertEqual(r.status, 0, tool)
             XCTAssertTrue(r.out.contains("Example"), "\(tool) --help has no examples:\n\(r.out)")
