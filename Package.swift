@@ -149,7 +149,7 @@ let package = Package(
                                    .product(name: "NIOPosix", package: "swift-nio")],
                     swiftSettings: strict),
         .testTarget(name: "FjordServerTests",
-                    dependencies: ["FjordServer", "FjordStorage", "FjordProtocol", "FjordTestSupport",
+                    dependencies: ["FjordServer", "FjordBroker", "FjordStorage", "FjordProtocol", "FjordTestSupport",
                                    .product(name: "NIOPosix", package: "swift-nio")],
                     swiftSettings: strict),
         .testTarget(name: "FjordMetadataTests",

@@ -91,7 +91,7 @@ public final class ConsumerGroupsTool {
         }
         all.sort { $0.0 < $1.0 }
         if withState {
-            return Self.table([["GROUP", "STATE"]] + all.map { [$0.0, $0.1] })
+            return Self.table([["GROUP", "STATE"]] + all.map { [$0.0, $0.1] }, minWidths: [15])
         }
         return all.map(\.0)
     }
@@ -102,7 +102,7 @@ public final class ConsumerGroupsTool {
         public var state: String
         public var protocolName: String
         public var coordinator: Int32
-        public var members: [(memberId: String, clientId: String, host: String, partitions: [(String, Int32)])]
+        public var members: [(memberId: String, clientId: String, host: String, partitions: [(String, Int32)], groupInstanceId: String?)]
         public var committed: [String: [Int32: Int64]]
     }
 
@@ -113,9 +113,9 @@ public final class ConsumerGroupsTool {
         let dr = try send(d, 5, DescribeGroupsResponse.self, to: conn)
         guard let g = dr.groups.first else { throw Failure("DescribeGroups returned nothing") }
         if g.errorCode != 0 { throw Failure("DescribeGroups for '\(groupId)' failed: \(Self.name(g.errorCode))") }
-        var members: [(String, String, String, [(String, Int32)])] = []
+        var members: [(String, String, String, [(String, Int32)], String?)] = []
         for m in g.members {
-            members.append((m.memberId, m.clientId, m.clientHost, Self.decodeAssignment(m.memberAssignment)))
+            members.append((m.memberId, m.clientId, m.clientHost, Self.decodeAssignment(m.memberAssignment), m.groupInstanceId))
         }
         var o = OffsetFetchRequest()
         o.groupId = groupId
@@ -195,23 +195,41 @@ public final class ConsumerGroupsTool {
             let o = owner["\(t)/\(p)"]
             rows.append([groupId, t, "\(p)", cur.map { "\($0)" } ?? "-", end.map { "\($0)" } ?? "-", lag, o?.0 ?? "-", o?.1 ?? "-", o?.2 ?? "-"])
         }
-        return lines + Self.table(rows)
+        // Kafka's widths: group, topic, consumer id and host at least 15, the numbers 10/15/15/15.
+        return lines + Self.table(rows, minWidths: [15, 15, 10, 15, 15, 15, 15, 15])
     }
 
-    public func describeMembers(_ groupId: String) throws -> [String] {
+    /// Kafka's `topic(partitions)` list of a member's assignment.
+    static func assignmentText(_ partitions: [(String, Int32)]) -> String {
+        if partitions.isEmpty { return "-" }
+        var byTopic: [String: [Int32]] = [:]
+        for (t, p) in partitions { byTopic[t, default: []].append(p) }
+        return byTopic.keys.sorted().map { t in "\(t)(\(byTopic[t]!.sorted().map(String.init).joined(separator: ",")))" }.joined(separator: ",")
+    }
+
+    public func describeMembers(_ groupId: String, verbose: Bool = false) throws -> [String] {
         let v = try view(groupId)
-        var rows = [["GROUP", "CONSUMER-ID", "HOST", "CLIENT-ID", "#PARTITIONS"]]
+        // As Kafka: a GROUP-INSTANCE-ID column when some member is static (KIP-345);
+        // --verbose adds each member's ASSIGNMENT.
+        let withInstance = v.members.contains { $0.groupInstanceId != nil }
+        var header = ["GROUP", "CONSUMER-ID"] + (withInstance ? ["GROUP-INSTANCE-ID"] : []) + ["HOST", "CLIENT-ID", "#PARTITIONS"]
+        if verbose { header.append("ASSIGNMENT") }
+        var rows = [header]
         for m in v.members.sorted(by: { $0.memberId < $1.memberId }) {
-            rows.append([groupId, m.memberId, m.host, m.clientId, "\(m.partitions.count)"])
+            var row = [groupId, m.memberId] + (withInstance ? [m.groupInstanceId ?? "-"] : []) + [m.host, m.clientId, "\(m.partitions.count)"]
+            if verbose { row.append(Self.assignmentText(m.partitions)) }
+            rows.append(row)
         }
-        return (v.members.isEmpty ? ["Consumer group '\(groupId)' has no active members."] : []) + [""] + Self.table(rows)
+        let widths = [15, 15] + (withInstance ? [17] : []) + [15, 15, 15]
+        return (v.members.isEmpty ? ["Consumer group '\(groupId)' has no active members."] : []) + [""] + Self.table(rows, minWidths: widths)
     }
 
     public func describeState(_ groupId: String) throws -> [String] {
         let v = try view(groupId)
         let ep = brokers[v.coordinator].map { "\($0.0):\($0.1)" } ?? "?"
         return [""] + Self.table([["GROUP", "COORDINATOR (ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS"],
-                                  [groupId, "\(ep) (\(v.coordinator))", v.protocolName, v.state, "\(v.members.count)"]])
+                                  [groupId, "\(ep) (\(v.coordinator))", v.protocolName, v.state, "\(v.members.count)"]],
+                                 minWidths: [15, 25, 20, 15])
     }
 
     // MARK: reset, delete
@@ -267,7 +285,8 @@ public final class ConsumerGroupsTool {
                 throw Failure("Resetting \(t.name)-\(p.partitionIndex) failed: \(Self.name(p.errorCode))")
             } }
         }
-        return [""] + Self.table([["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"]] + targets.map { [groupId, $0.0, "\($0.1)", "\($0.2)"] })
+        return [""] + Self.table([["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"]] + targets.map { [groupId, $0.0, "\($0.1)", "\($0.2)"] },
+                                 minWidths: [30, 30, 10])
     }
 
     public func delete(_ groupId: String) throws -> [String] {
@@ -282,10 +301,11 @@ public final class ConsumerGroupsTool {
         return ["Deletion of requested consumer groups ('\(groupId)') was successful."]
     }
 
-    /// Left-aligned columns separated by a space, each as wide as its widest cell (Kafka's layout).
-    static func table(_ rows: [[String]]) -> [String] {
+    /// Left-aligned columns separated by a space, each as wide as its widest cell and at
+    /// least `minWidths[i]` (Kafka's layout: its format strings pad to those widths).
+    static func table(_ rows: [[String]], minWidths: [Int] = []) -> [String] {
         guard let first = rows.first else { return [] }
-        var w = [Int](repeating: 0, count: first.count)
+        var w = (0..<first.count).map { $0 < minWidths.count ? minWidths[$0] : 0 }
         for r in rows { for (i, c) in r.enumerated() where i < w.count { w[i] = max(w[i], c.count) } }
         return rows.map { r in
             r.enumerated().map { i, c in i == r.count - 1 ? c : c + String(repeating: " ", count: w[i] - c.count) }.joined(separator: " ")

@@ -10,7 +10,7 @@ struct ConsumerGroupsCommand: ParsableCommand {
             Examples:
               fjord consumer-groups --bootstrap-server localhost:9092 --list
               fjord consumer-groups --bootstrap-server localhost:9092 --describe --group my-group
-              fjord consumer-groups --bootstrap-server localhost:9092 --describe --group my-group --members
+              fjord consumer-groups --bootstrap-server localhost:9092 --describe --group my-group --members --verbose
               fjord consumer-groups --bootstrap-server localhost:9092 --reset-offsets --group my-group --topic t --to-earliest --execute
             """
     )
@@ -26,6 +26,7 @@ struct ConsumerGroupsCommand: ParsableCommand {
     @Flag(name: .customLong("members"), help: "With --describe: the members.") var members = false
     @Flag(name: .customLong("state"), help: "With --describe: the group state; with --list: each group's state.") var state = false
     @Flag(name: .customLong("offsets"), help: "With --describe: the offsets (the default).") var offsets = false
+    @Flag(name: .customLong("verbose"), help: "With --describe --members: each member's assigned partitions.") var verbose = false
     @Option(name: .customLong("topic"), help: "With --reset-offsets: the topic(s).") var topics: [String] = []
     @Flag(name: .customLong("all-topics"), help: "With --reset-offsets: every topic the group has offsets for.") var allTopics = false
     @Flag(name: .customLong("to-earliest")) var toEarliest = false
@@ -44,7 +45,7 @@ struct ConsumerGroupsCommand: ParsableCommand {
                 lines = try tool.list(withState: state)
             } else if describe {
                 guard let g = group else { throw ConsumerGroupsTool.Failure("--describe needs --group G") }
-                lines = members ? try tool.describeMembers(g) : state ? try tool.describeState(g) : try tool.describeOffsets(g)
+                lines = members ? try tool.describeMembers(g, verbose: verbose) : state ? try tool.describeState(g) : try tool.describeOffsets(g)
             } else if delete {
                 guard let g = group else { throw ConsumerGroupsTool.Failure("--delete needs --group G") }
                 lines = try tool.delete(g)

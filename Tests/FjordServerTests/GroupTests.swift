@@ -1,3 +1,4 @@
+import FjordBroker
 import FjordTestSupport
 import Foundation
 import XCTest
@@ -124,29 +125,35 @@ final class GroupTests: XCTestCase {
         XCTAssertTrue(out.contains("ok"), out)
     }
 
+    /// Python helpers for tests that speak the group APIs on a raw socket: `send(api,
+    /// version, body)` returns the response body after the correlation id.
+    static let rawWirePrelude = #"""
+        import sys, time, socket, struct
+        bs = sys.argv[1]
+        host, port = bs.split(",")[0].split(":")
+        sock = socket.create_connection((host, int(port)), timeout=30)
+        corr = [0]
+        def s16(x): b = x.encode() if isinstance(x, str) else x; return struct.pack(">h", len(b)) + b
+        def b32(x): return struct.pack(">i", len(x)) + x
+        def send(api, ver, body):
+            corr[0] += 1
+            p = struct.pack(">hhi", api, ver, corr[0]) + s16("raw-group-test") + body
+            sock.sendall(struct.pack(">i", len(p)) + p)
+            n = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+            data = b""
+            while len(data) < n: data += sock.recv(n - len(data))
+            assert struct.unpack(">i", data[:4])[0] == corr[0]
+            return data[4:]
+
+        """#
+
     /// Bad group input gets Kafka's error codes and the coordinator keeps serving.
     func testBadGroupInput() throws {
         let c = try LocalCluster(count: 1, extra: ["group.initial.rebalance.delay.ms=0"])
         defer { c.stopAll() }
         try c.startAll()
-        let script = #"""
-            import sys, time, socket, struct
+        let script = Self.rawWirePrelude + #"""
             from confluent_kafka import Consumer
-            bs = sys.argv[1]
-            host, port = bs.split(",")[0].split(":")
-            sock = socket.create_connection((host, int(port)), timeout=10)
-            corr = [0]
-            def s16(x): b = x.encode() if isinstance(x, str) else x; return struct.pack(">h", len(b)) + b
-            def b32(x): return struct.pack(">i", len(x)) + x
-            def send(api, ver, body):
-                corr[0] += 1
-                p = struct.pack(">hhi", api, ver, corr[0]) + s16("bad-group-test") + body
-                sock.sendall(struct.pack(">i", len(p)) + p)
-                n = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
-                data = b""
-                while len(data) < n: data += sock.recv(n - len(data))
-                assert struct.unpack(">i", data[:4])[0] == corr[0]
-                return data[4:]
             def join(group, session=10000, member="", meta=b""):
                 body = s16(group) + struct.pack(">ii", session, 10000) + s16(member) + s16("consumer") + struct.pack(">i", 1) + s16("range") + b32(meta)
                 r = send(11, 1, body)
@@ -194,6 +201,120 @@ final class GroupTests: XCTestCase {
             sys.exit(0 if all(res.values()) else 1)
             """#
         let out = String(decoding: try TestPython.run(script, args: [c.bootstrap], timeout: 120), as: UTF8.self)
+        XCTAssertFalse(out.contains("False"), out)
+    }
+
+    /// The coordinator partition is Kafka's `Utils.abs(groupId.hashCode) % partitions`
+    /// (Math.abs, not a sign-bit mask, for negative hash codes).
+    func testCoordinatorPartitionIsKafkasFormula() {
+        XCTAssertEqual(GroupCoordinator.partition(for: "payments-consumer", partitions: 50), 26)  // hashCode -242238826
+        XCTAssertEqual(GroupCoordinator.partition(for: "my-group", partitions: 50), 12)  // hashCode -1906497762
+        XCTAssertEqual(GroupCoordinator.partition(for: "readers", partitions: 50), 28)
+        XCTAssertEqual(GroupCoordinator.partition(for: "", partitions: 50), 0)
+    }
+
+    /// Static membership (KIP-345) and Kafka's group error codes, on the wire: a restarted
+    /// static member takes over its instance id without a rebalance and keeps its
+    /// assignment, its old incarnation is fenced (FENCED_INSTANCE_ID) on every API, offsets
+    /// of subscribed topics cannot be deleted, a member id handed out with MEMBER_ID_REQUIRED
+    /// that never joins stops holding up the join after its session timeout, and the empty
+    /// group id works for the offset APIs.
+    func testStaticMembershipFencingAndGroupErrors() throws {
+        let c = try LocalCluster(count: 1, extra: ["group.initial.rebalance.delay.ms=0"])
+        defer { c.stopAll() }
+        try c.startAll()
+        let script = Self.rawWirePrelude + #"""
+            def ns16(x): return struct.pack(">h", -1) if x is None else s16(x)
+            def i32(*xs): return struct.pack(">" + "i" * len(xs), *xs)
+            class R:
+                def __init__(s, d): s.d, s.o = d, 0
+                def take(s, fmt):
+                    v = struct.unpack_from(">" + fmt, s.d, s.o); s.o += struct.calcsize(">" + fmt); return v[0] if len(v) == 1 else v
+                def str(s):
+                    n = s.take("h")
+                    if n < 0: return None
+                    v = s.d[s.o:s.o+n].decode(); s.o += n; return v
+                def bytes(s):
+                    n = s.take("i")
+                    if n < 0: return None
+                    v = s.d[s.o:s.o+n]; s.o += n; return v
+            raw_send = send
+            def send(api, ver, body): return R(raw_send(api, ver, body))
+            def subscription(*topics):  # ConsumerProtocolSubscription v0
+                return struct.pack(">h", 0) + i32(len(topics)) + b"".join(s16(t) for t in topics) + i32(-1)
+            def join(group, member="", instance=None, session=10000, rebalance=10000, meta=None, ver=5):
+                meta = subscription("topic-a") if meta is None else meta
+                body = s16(group) + i32(session, rebalance) + s16(member) + (ns16(instance) if ver >= 5 else b"")                     + s16("consumer") + i32(1) + s16("range") + b32(meta)
+                r = send(11, ver, body); r.take("i")
+                err, gen = r.take("h"), r.take("i"); r.str(); leader = r.str(); mid = r.str()
+                return err, gen, mid, leader
+            def heartbeat(group, gen, member, instance=None):
+                r = send(12, 3, s16(group) + i32(gen) + s16(member) + ns16(instance)); r.take("i"); return r.take("h")
+            def sync(group, gen, member, instance=None, assignments=()):
+                body = s16(group) + i32(gen) + s16(member) + ns16(instance) + i32(len(assignments))                     + b"".join(s16(m) + b32(a) for m, a in assignments)
+                r = send(14, 3, body); r.take("i"); return r.take("h"), r.bytes()
+            def commit(group, gen, member, instance=None, topic="topic-b", ver=7):
+                body = s16(group) + i32(gen) + s16(member) + (ns16(instance) if ver >= 7 else b"") + (struct.pack(">q", -1) if 2 <= ver <= 4 else b"")                     + i32(1) + s16(topic) + i32(1) + i32(0) + struct.pack(">q", 42) + (i32(-1) if ver >= 6 else b"") + ns16("")
+                r = send(8, ver, body)
+                if ver >= 3: r.take("i")
+                r.take("i"); r.str(); r.take("i"); r.take("i"); return r.take("h")
+            def offset_delete(group, topic):
+                r = send(47, 0, s16(group) + i32(1) + s16(topic) + i32(1) + i32(0))
+                err = r.take("h"); r.take("i")
+                if r.take("i") == 0: return err, None
+                r.str(); r.take("i"); r.take("i"); return err, r.take("h")
+            def offset_fetch(group):
+                r = send(9, 1, s16(group) + i32(1) + s16("topic-b") + i32(1) + i32(0))
+                r.take("i"); r.str(); r.take("i"); r.take("i"); off = r.take("q"); r.str(); return r.take("h"), off
+            def leave_by_instance(group, instance):
+                r = send(13, 3, s16(group) + i32(1) + s16("") + ns16(instance)); r.take("i")
+                err = r.take("h"); n = r.take("i"); r.str(); r.str(); return err, n, r.take("h")
+            for _ in range(100):
+                if send(10, 0, s16("s")).take("h") == 0: break
+                time.sleep(0.2)
+            for _ in range(100):
+                if heartbeat("s", 1, "nobody") not in (14, 15, 16): break
+                time.sleep(0.1)
+            res = {}
+            # A static member's first join needs no MEMBER_ID_REQUIRED round.
+            err, gen, m1, leader = join("s", instance="i1")
+            res["static join"] = err == 0 and leader == m1
+            err, assignment = sync("s", gen, m1, "i1", [(m1, b"assignment-of-i1")])
+            res["sync"] = err == 0 and assignment == b"assignment-of-i1"
+            res["commit as member"] = commit("s", gen, m1, "i1") == 0 and commit("s", gen, m1, "i1", topic="topic-a") == 0
+            # The same instance restarts: a new member id, the same generation, no rebalance.
+            err, gen2, m2, leader2 = join("s", instance="i1")
+            res["static rejoin keeps the generation"] = err == 0 and gen2 == gen and m2 != m1 and leader2 == m2
+            res["old heartbeat fenced"] = heartbeat("s", gen, m1, "i1") == 82
+            res["old sync fenced"] = sync("s", gen, m1, "i1")[0] == 82
+            res["old commit fenced"] = commit("s", gen, m1, "i1") == 82
+            res["old join fenced"] = join("s", member=m1, instance="i1")[0] == 82
+            res["new heartbeat"] = heartbeat("s", gen, m2, "i1") == 0
+            err, assignment = sync("s", gen, m2, "i1")
+            res["assignment kept"] = err == 0 and assignment == b"assignment-of-i1"
+            # Offsets of a topic a member subscribes to stay; others may go.
+            res["offset delete subscribed"] = offset_delete("s", "topic-a") == (0, 86)
+            res["offset delete other"] = offset_delete("s", "topic-b") == (0, 0)
+            res["commit without generation on a live group"] = commit("s", -1, "", ver=2) == 25
+            res["commit to an unknown group with a generation"] = commit("nosuchgroup", 3, "someone", ver=2) == 22
+            res["empty group id commit"] = commit("", -1, "", ver=2) == 0
+            res["empty group id fetch"] = offset_fetch("") == (0, 42)
+            # Admin removal by instance id empties the group.
+            res["leave by instance id"] = leave_by_instance("s", "i1") == (0, 1, 0)
+            res["heartbeat after removal"] = heartbeat("s", gen, m2, "i1") == 25
+            # A member id handed out but never used holds the join up only for its session.
+            err, _, pending, _ = join("p", ver=4, session=6000, rebalance=60000)
+            res["member id required"] = err == 79 and pending
+            err, _, mid, _ = join("p", ver=4, session=10000, rebalance=60000)
+            t = time.time()
+            err, gen, _, _ = join("p", member=mid, ver=4, session=10000, rebalance=60000)
+            waited = time.time() - t
+            res["join completes after the pending id expires"] = err == 0 and waited < 20
+            sys.stderr.write(repr(res) + " waited %.1f s\n" % waited)
+            print(res)
+            sys.exit(0 if all(res.values()) else 1)
+            """#
+        let out = String(decoding: try TestPython.run(script, args: [c.bootstrap], timeout: 150), as: UTF8.self)
         XCTAssertFalse(out.contains("False"), out)
     }
 

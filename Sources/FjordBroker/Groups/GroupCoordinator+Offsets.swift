@@ -18,10 +18,6 @@ extension GroupCoordinator {
                 results.append((key, -1, "", -1, .invalidRequest, "Transaction coordinators are not supported yet"))
                 continue
             }
-            if key.isEmpty {
-                results.append((key, -1, "", -1, .invalidRequest, "The group id must not be empty"))
-                continue
-            }
             guard let topic = image.topics[Self.topic] else {
                 needTopic = true
                 results.append((key, -1, "", -1, .coordinatorNotAvailable, "The coordinator is not available."))
@@ -98,22 +94,31 @@ extension GroupCoordinator {
                 }
                 return x
             }
-            if let e = self.check(r.groupId) { return self.loop.makeSucceededFuture(all(e)) }
+            if let e = self.check(r.groupId, allowEmpty: true) { return self.loop.makeSucceededFuture(all(e)) }
             var g = self.groups[r.groupId]
             let generation = version >= 1 ? r.generationIdOrMemberEpoch : -1
-            if generation < 0 {
-                // A commit outside a generation (admin tools, assign()-based consumers):
-                // only when the group has no members.
-                if let g, !g.members.isEmpty { return self.loop.makeSucceededFuture(all(.illegalGeneration)) }
-            } else {
-                guard let gg = g, let _ = gg.members[r.memberId] else { return self.loop.makeSucceededFuture(all(.unknownMemberId)) }
-                if generation != gg.generationId { return self.loop.makeSucceededFuture(all(.illegalGeneration)) }
-                // Commits with the current generation are fine while others (re)join; only
-                // between JoinGroup and SyncGroup is the member told to finish the rebalance.
-                if gg.phase == .completingRebalance {
+            let instance = version >= 7 ? r.groupInstanceId : nil
+            // Kafka's checks, in Kafka's order.
+            if let gg = g {
+                if gg.phase == .dead { return self.loop.makeSucceededFuture(all(.coordinatorNotAvailable)) }
+                if gg.isStaticMemberFenced(instance, r.memberId) { return self.loop.makeSucceededFuture(all(.fencedInstanceId)) }
+                if generation < 0 && gg.phase == .empty {
+                    // A group that only stores offsets here (assign()-based consumers, tools).
+                } else if gg.phase == .completingRebalance {
+                    // Between JoinGroup and SyncGroup the member is told to finish the
+                    // rebalance; commits with the current generation are fine while others
+                    // (re)join (PreparingRebalance), as cooperative rebalancing needs.
                     return self.loop.makeSucceededFuture(all(.rebalanceInProgress))
+                } else if gg.members[r.memberId] == nil {
+                    return self.loop.makeSucceededFuture(all(.unknownMemberId))
+                } else if generation != gg.generationId {
+                    return self.loop.makeSucceededFuture(all(.illegalGeneration))
+                } else {
+                    gg.members[r.memberId]?.lastHeartbeatMs = self.clock()
                 }
-                gg.members[r.memberId]?.lastHeartbeatMs = self.clock()
+            } else if generation >= 0 {
+                // No such group here, yet a generation: a commit from an older generation.
+                return self.loop.makeSucceededFuture(all(.illegalGeneration))
             }
             if g == nil {
                 g = ConsumerGroup(groupId: r.groupId)
@@ -171,7 +176,7 @@ extension GroupCoordinator {
         loop.submit {
             var resp = OffsetFetchResponse()
             func fetch(_ groupId: String, _ topics: [(String, [Int32])]?) -> (ErrorCode, [(String, [(Int32, CommittedOffset?)])]) {
-                if let e = self.check(groupId) { return (e, []) }
+                if let e = self.check(groupId, allowEmpty: true) { return (e, []) }
                 let g = self.groups[groupId]
                 if let topics {
                     return (.noError, topics.map { name, parts in (name, parts.map { ($0, g?.offsets[TopicPartitionKey(topic: name, partition: $0)]) }) })
@@ -250,7 +255,7 @@ extension GroupCoordinator {
             resp.groups = r.groups.map { id in
                 var d = DescribeGroupsResponse.DescribedGroup()
                 d.groupId = id
-                if let e = self.check(id) {
+                if let e = self.check(id, allowEmpty: true) {
                     d.errorCode = e.rawValue
                     return d
                 }
@@ -260,7 +265,9 @@ extension GroupCoordinator {
                 }
                 d.groupState = g.phase.rawValue
                 d.protocolType = g.protocolType ?? ""
-                d.protocolData = g.phase == .stable || g.phase == .completingRebalance ? (g.protocolName ?? "") : ""
+                // As Kafka's group summary: the protocol, member metadata and assignments only
+                // for a Stable group.
+                d.protocolData = g.phase == .stable ? (g.protocolName ?? "") : ""
                 d.members = g.members.values.sorted { $0.memberId < $1.memberId }.map { m in
                     var dm = DescribeGroupsResponse.DescribedGroupMember()
                     dm.memberId = m.memberId
@@ -285,7 +292,7 @@ extension GroupCoordinator {
             for id in r.groupsNames {
                 var res = DeleteGroupsResponse.DeletableGroupResult()
                 res.groupId = id
-                if let e = self.check(id) {
+                if let e = self.check(id, allowEmpty: true) {
                     res.errorCode = e.rawValue
                     futures.append(self.loop.makeSucceededFuture(res))
                     continue
@@ -332,8 +339,17 @@ extension GroupCoordinator {
                 resp.errorCode = ErrorCode.groupIdNotFound.rawValue
                 return self.loop.makeSucceededFuture(resp)
             }
-            // Topics the members are subscribed to cannot lose their offsets.
-            let subscribed = g.phase == .stable || g.phase == .completingRebalance ? Set(r.topics.map(\.name)) : []
+            // A group with members: only a consumer group's offsets of topics no member
+            // subscribes to may go (Kafka: GROUP_SUBSCRIBED_TO_TOPIC, else NON_EMPTY_GROUP).
+            if g.phase == .dead {
+                resp.errorCode = ErrorCode.groupIdNotFound.rawValue
+                return self.loop.makeSucceededFuture(resp)
+            }
+            if g.phase != .empty && !g.isConsumerGroup {
+                resp.errorCode = ErrorCode.nonEmptyGroup.rawValue
+                return self.loop.makeSucceededFuture(resp)
+            }
+            let subscribed = Set(r.topics.map(\.name).filter { g.phase != .empty && g.isSubscribed(to: $0) })
             var records: [(key: ByteBuffer, value: ByteBuffer?)] = []
             var removed: [TopicPartitionKey] = []
             resp.topics = r.topics.map { t in
@@ -342,7 +358,7 @@ extension GroupCoordinator {
                 rt.partitions = t.partitions.map { p in
                     var rp = OffsetDeleteResponse.OffsetDeleteResponsePartition()
                     rp.partitionIndex = p.partitionIndex
-                    if !g.members.isEmpty && subscribed.contains(t.name) {
+                    if subscribed.contains(t.name) {
                         rp.errorCode = ErrorCode.groupSubscribedToTopic.rawValue
                         return rp
                     }

@@ -34,20 +34,22 @@ extension GroupCoordinator {
         var memberId = r.memberId
         if memberId.isEmpty {
             let fresh = "\(clientId)-\(KafkaUUID.random().description)"
-            if let instance = r.groupInstanceId, let old = g.staticMembers[instance], let oldMember = g.members[old] {
-                // A static member restarting: it replaces its old incarnation (KIP-345).
-                oldMember.awaitingJoin?(joinError(.fencedInstanceId, memberId: old))
-                oldMember.awaitingSync?(syncError(.fencedInstanceId))
-                g.members[old] = nil
-                if g.leaderId == old { g.leaderId = fresh }
+            if let instance = r.groupInstanceId, let old = g.staticMembers[instance], g.members[old] != nil {
+                // A static member restarting: it takes over its old incarnation (KIP-345).
+                return replaceStaticMember(g, instance: instance, oldId: old, newId: fresh, protocols: protocols,
+                                           sessionTimeoutMs: r.sessionTimeoutMs, rebalanceTimeoutMs: rebalanceTimeout,
+                                           version: version, nowMs: now, respond: respond)
             } else if r.groupInstanceId == nil, version >= 4 {
-                // KIP-394: hand out the member id first; the member joins with it.
-                g.pendingMembers.insert(fresh)
+                // KIP-394: hand out the member id first; the member joins with it within its
+                // session timeout or the id is dropped.
+                g.pendingMembers[fresh] = now + Int64(r.sessionTimeoutMs)
                 return respond(joinError(.memberIdRequired, memberId: fresh))
             }
             memberId = fresh
-        } else if g.pendingMembers.contains(memberId) {
-            g.pendingMembers.remove(memberId)
+        } else if g.isStaticMemberFenced(r.groupInstanceId, memberId) {
+            return respond(joinError(.fencedInstanceId, memberId: memberId))
+        } else if g.pendingMembers[memberId] != nil {
+            g.pendingMembers[memberId] = nil
         } else if g.members[memberId] == nil {
             return respond(joinError(.unknownMemberId, memberId: memberId))
         }
@@ -57,14 +59,17 @@ extension GroupCoordinator {
         let m: GroupMember
         if let existing = g.members[memberId] {
             m = existing
+            let unchanged = existing.matches(protocols)
             m.protocols = protocols
             m.sessionTimeoutMs = r.sessionTimeoutMs
             m.rebalanceTimeoutMs = rebalanceTimeout
             m.lastHeartbeatMs = now
-            // A stable group whose member rejoins with the same subscription and is not
-            // the leader: answer with the current generation (no rebalance).
-            if g.phase == .stable, g.leaderId != memberId, let proto = g.protocolName,
-               m.awaitingJoin == nil, existing.metadata(for: proto) == protocols.first(where: { $0.name == proto })?.metadata {
+            // A member that rejoins with the same protocols after the join phase (it may
+            // have missed the JoinGroup answer) gets the current generation, no rebalance;
+            // in a stable group only a follower (the leader's rejoin asks for a new
+            // assignment, as Kafka's does).
+            if unchanged, m.awaitingJoin == nil,
+               g.phase == .completingRebalance || (g.phase == .stable && g.leaderId != memberId) {
                 respond(joinResponse(g, for: m, version: version))
                 return
             }
@@ -74,13 +79,80 @@ extension GroupCoordinator {
                             protocols: protocols, nowMs: now)
             g.members[memberId] = m
             if let instance = r.groupInstanceId { g.staticMembers[instance] = memberId }
-            if g.protocolType == nil { g.protocolType = r.protocolType }
+            if g.protocolType == nil || g.phase == .empty { g.protocolType = r.protocolType }
+            // A new member during the initial delay restarts it (up to the rebalance timeout).
+            if g.phase == .preparingRebalance, now < g.initialDelayUntilMs {
+                g.initialDelayUntilMs = min(now + config.initialRebalanceDelayMs, g.initialDelayCapMs)
+            }
         }
         if let previous = m.awaitingJoin { previous(joinError(.unknownMemberId, memberId: memberId)) }
         m.awaitingJoin = respond
         m.joinVersion = version
         if g.phase != .preparingRebalance { prepareRebalance(g, nowMs: now, reason: "member \(memberId) joined or rejoined") }
         maybeCompleteJoin(g, nowMs: now)
+    }
+
+    /// A static member rejoined with a new member id (KIP-345): the old id is fenced and the
+    /// new one takes its place and assignment. A stable group whose protocol stays the same
+    /// does not rebalance: the group record is rewritten with the new id and the member gets
+    /// the current generation (the leader, from JoinGroup v9, with `skipAssignment`).
+    private func replaceStaticMember(_ g: ConsumerGroup, instance: String, oldId: String, newId: String,
+                                     protocols: [(name: String, metadata: ByteBuffer)], sessionTimeoutMs: Int32,
+                                     rebalanceTimeoutMs: Int32, version: Int16, nowMs: Int64,
+                                     respond: @escaping (JoinGroupResponse) -> Void) {
+        guard let old = g.members[oldId] else { return }
+        old.awaitingJoin?(joinError(.fencedInstanceId, memberId: oldId))
+        old.awaitingJoin = nil
+        old.awaitingSync?(syncError(.fencedInstanceId))
+        old.awaitingSync = nil
+        let m = GroupMember(memberId: newId, groupInstanceId: instance, clientId: old.clientId, clientHost: old.clientHost,
+                            sessionTimeoutMs: sessionTimeoutMs, rebalanceTimeoutMs: rebalanceTimeoutMs, protocolType: old.protocolType,
+                            protocols: protocols, nowMs: nowMs)
+        m.assignment = old.assignment
+        m.joinVersion = version
+        let wasLeader = g.leaderId == oldId
+        func install(_ x: GroupMember, replacing y: String) {
+            g.members[y] = nil
+            g.members[x.memberId] = x
+            g.staticMembers[instance] = x.memberId
+            if g.leaderId == y { g.leaderId = x.memberId }
+        }
+        install(m, replacing: oldId)
+        g.subscribedTopics = Self.subscribedTopics(g)
+        logger.info("static member rejoined with a new member id", metadata: [
+            "group": "\(g.groupId)", "groupInstanceId": "\(instance)", "oldMemberId": "\(oldId)", "memberId": "\(newId)"])
+        switch g.phase {
+        case .stable where g.selectProtocol() == g.protocolName:
+            let generation = g.generationId
+            let record: (key: ByteBuffer, value: ByteBuffer?)
+            do {
+                record = try Self.groupRecord(g, nowMs: nowMs)
+            } catch {
+                install(old, replacing: newId)
+                return respond(joinError(.unknownServerError, memberId: newId))
+            }
+            append(g.groupId, [record]).whenSuccess { code in
+                guard g.members[newId] === m else { return respond(self.joinError(.fencedInstanceId, memberId: newId)) }
+                if code != .noError {
+                    // Not stored: the old incarnation stays the member of record.
+                    install(old, replacing: newId)
+                    g.subscribedTopics = Self.subscribedTopics(g)
+                    return respond(self.joinError(code, memberId: newId))
+                }
+                var r = self.joinResponse(g, for: m, version: version)
+                r.generationId = generation
+                if wasLeader, version >= 9 { r.skipAssignment = true }
+                respond(r)
+            }
+        case .stable, .completingRebalance:
+            m.awaitingJoin = respond
+            prepareRebalance(g, nowMs: nowMs, reason: "static member \(instance) rejoined as \(newId)")
+            maybeCompleteJoin(g, nowMs: nowMs)
+        case .preparingRebalance, .empty, .dead:
+            m.awaitingJoin = respond
+            if g.phase != .preparingRebalance { prepareRebalance(g, nowMs: nowMs, reason: "static member \(instance) rejoined as \(newId)") }
+            maybeCompleteJoin(g, nowMs: nowMs)
+        }
     }
 
     func prepareRebalance(_ g: ConsumerGroup, nowMs: Int64, reason: String) {
@@ -95,19 +167,26 @@ extension GroupCoordinator {
         let wasEmpty = g.phase == .empty
         g.phase = .preparingRebalance
         g.joinDeadlineMs = nowMs + max(g.rebalanceTimeoutMs, 1)
-        g.initialDelayUntilMs = wasEmpty ? nowMs + min(config.initialRebalanceDelayMs, max(g.rebalanceTimeoutMs, 1)) : 0
+        g.initialDelayCapMs = nowMs + max(g.rebalanceTimeoutMs, 1)
+        g.initialDelayUntilMs = wasEmpty ? min(nowMs + config.initialRebalanceDelayMs, g.initialDelayCapMs) : 0
     }
 
     func maybeCompleteJoin(_ g: ConsumerGroup, nowMs: Int64) {
         guard g.phase == .preparingRebalance else { return }
         let ready = g.allMembersJoined && nowMs >= g.initialDelayUntilMs
         guard ready || nowMs >= g.joinDeadlineMs else { return }
-        // Members that did not rejoin in time leave the group.
-        for (id, m) in g.members where m.awaitingJoin == nil {
+        // Dynamic members that did not rejoin in time leave the group; static ones stay
+        // until their session expires (KIP-345), and get no JoinGroup answer.
+        for (id, m) in g.members where m.awaitingJoin == nil && m.groupInstanceId == nil {
             g.members[id] = nil
-            if let i = m.groupInstanceId { g.staticMembers[i] = nil }
         }
-        g.pendingMembers = []
+        g.pendingMembers = [:]
+        if !g.members.isEmpty, !g.members.values.contains(where: { $0.awaitingJoin != nil }) {
+            // Only static members that have not rejoined: wait another rebalance timeout for
+            // them (their sessions still expire), as Kafka does.
+            g.joinDeadlineMs = nowMs + max(g.rebalanceTimeoutMs, 1)
+            return
+        }
         g.generationId += 1
         g.stateTimestampMs = nowMs
         if g.members.isEmpty {
@@ -118,8 +197,12 @@ extension GroupCoordinator {
             return
         }
         g.protocolName = g.selectProtocol()
-        if g.leaderId == nil || g.members[g.leaderId!] == nil {
-            g.leaderId = g.members.keys.sorted().first
+        g.subscribedTopics = Self.subscribedTopics(g)
+        // The leader stays if it rejoined; else the first member that did (one that gets
+        // this generation's JoinGroup answer, so it can compute the assignment).
+        if g.leaderId == nil || g.members[g.leaderId!]?.awaitingJoin == nil {
+            g.leaderId = g.members.values.filter { $0.awaitingJoin != nil }.map(\.memberId).sorted().first
+                ?? g.members.keys.sorted().first
         }
         g.phase = .completingRebalance
         logger.info("stabilized group", metadata: ["group": "\(g.groupId)", "generation": "\(g.generationId)",
@@ -162,7 +245,9 @@ extension GroupCoordinator {
 
     private func sync(_ r: SyncGroupRequest, version: Int16, respond: @escaping (SyncGroupResponse) -> Void) {
         if let e = check(r.groupId) { return respond(syncError(e)) }
-        guard let g = groups[r.groupId], let m = g.members[r.memberId] else { return respond(syncError(.unknownMemberId)) }
+        guard let g = groups[r.groupId] else { return respond(syncError(.unknownMemberId)) }
+        if g.isStaticMemberFenced(r.groupInstanceId, r.memberId) { return respond(syncError(.fencedInstanceId)) }
+        guard let m = g.members[r.memberId] else { return respond(syncError(.unknownMemberId)) }
         if r.generationId != g.generationId { return respond(syncError(.illegalGeneration)) }
         if let pt = r.protocolType, pt != g.protocolType { return respond(syncError(.inconsistentGroupProtocol)) }
         if let pn = r.protocolName, pn != g.protocolName { return respond(syncError(.inconsistentGroupProtocol)) }
@@ -227,6 +312,10 @@ extension GroupCoordinator {
                 resp.errorCode = e.rawValue
                 return resp
             }
+            if let g = self.groups[r.groupId], g.isStaticMemberFenced(r.groupInstanceId, r.memberId) {
+                resp.errorCode = ErrorCode.fencedInstanceId.rawValue
+                return resp
+            }
             guard let g = self.groups[r.groupId], let m = g.members[r.memberId] else {
                 resp.errorCode = ErrorCode.unknownMemberId.rawValue
                 return resp
@@ -256,11 +345,21 @@ extension GroupCoordinator {
             var removed = false
             for (memberId, instance) in identities {
                 var id = memberId
+                // An administrative removal names only the group.instance.id.
                 if id.isEmpty, let i = instance, let known = g.staticMembers[i] { id = known }
                 var mr = LeaveGroupResponse.MemberResponse()
                 mr.memberId = memberId
                 mr.groupInstanceId = instance
-                if let m = g.members[id] {
+                if !memberId.isEmpty, g.pendingMembers[memberId] != nil {
+                    g.pendingMembers[memberId] = nil
+                    self.maybeCompleteJoin(g, nowMs: self.clock())
+                } else if !memberId.isEmpty, g.isStaticMemberFenced(instance, memberId) {
+                    mr.errorCode = ErrorCode.fencedInstanceId.rawValue
+                    if version < 3 { resp.errorCode = mr.errorCode }
+                } else if !memberId.isEmpty, let i = instance, g.staticMembers[i] == nil {
+                    mr.errorCode = ErrorCode.unknownMemberId.rawValue
+                    if version < 3 { resp.errorCode = mr.errorCode }
+                } else if let m = g.members[id] {
                     m.awaitingJoin?(self.joinError(.unknownMemberId, memberId: id))
                     m.awaitingSync?(self.syncError(.unknownMemberId))
                     g.members[id] = nil
@@ -294,10 +393,27 @@ extension GroupCoordinator {
     /// Session expiry and join deadlines.
     func tick() {
         let now = clock()
+        // Cut off from the controllers, this broker answers NOT_COORDINATOR (see check):
+        // members cannot heartbeat here, so their sessions do not run out here either; they
+        // start afresh when the broker's session is back.
+        guard rm.sessionIsCurrent() else {
+            sessionLapsed = true
+            return
+        }
+        if sessionLapsed {
+            sessionLapsed = false
+            for g in groups.values { for m in g.members.values { m.lastHeartbeatMs = now } }
+        }
         for g in groups.values {
             var expired = false
+            for (pending, deadline) in g.pendingMembers where deadline <= now {
+                // A member id handed out with MEMBER_ID_REQUIRED that never joined: the
+                // join phase no longer waits for it (no rebalance of its own).
+                g.pendingMembers[pending] = nil
+            }
             for (id, m) in g.members where m.awaitingJoin == nil && now - m.lastHeartbeatMs > Int64(m.sessionTimeoutMs) {
-                if g.phase == .preparingRebalance { continue }  // handled by the join deadline
+                // Dynamic members that do not rejoin are dropped by the join deadline.
+                if g.phase == .preparingRebalance && m.groupInstanceId == nil { continue }
                 m.awaitingSync?(syncError(.unknownMemberId))
                 g.members[id] = nil
                 if let i = m.groupInstanceId { g.staticMembers[i] = nil }

@@ -54,6 +54,8 @@ public final class GroupCoordinator: @unchecked Sendable {
     private var tickTask: RepeatedTask?
     /// When the next offset-expiry pass is due.
     var nextExpiryCheckMs: Int64 = 0
+    /// The broker's controller session lapsed (see `tick`).
+    var sessionLapsed = false
     private var creatingTopic = false
 
     public init(config: GroupCoordinatorConfig, replicaManager: ReplicaManager, loop: EventLoop, clock: @escaping @Sendable () -> Int64, logger: Logger) {
@@ -74,11 +76,17 @@ public final class GroupCoordinator: @unchecked Sendable {
         loop.execute { self.tickTask?.cancel() }
     }
 
-    /// Kafka's `Utils.abs(groupId.hashCode()) % partitions` (Java String.hashCode over UTF-16).
+    /// Kafka's `Utils.abs(groupId.hashCode()) % partitions`: Java's String.hashCode over
+    /// UTF-16 code units, and Utils.abs (Math.abs, with Integer.MIN_VALUE taken as 0).
     public func partition(for groupId: String) -> Int32 {
+        Self.partition(for: groupId, partitions: config.offsetsTopicPartitions)
+    }
+
+    public static func partition(for groupId: String, partitions: Int32) -> Int32 {
         var h: Int32 = 0
         for u in groupId.utf16 { h = h &* 31 &+ Int32(u) }
-        return (h & 0x7fff_ffff) % max(1, config.offsetsTopicPartitions)
+        let abs = h == Int32.min ? 0 : (h < 0 ? -h : h)
+        return abs % max(1, partitions)
     }
 
     // MARK: leadership of __consumer_offsets
@@ -198,6 +206,7 @@ public final class GroupCoordinator: @unchecked Sendable {
                 if let i = mm.groupInstanceId { g.staticMembers[i] = mm.memberId }
             }
             g.phase = g.members.isEmpty ? .empty : .stable
+            g.subscribedTopics = Self.subscribedTopics(g)
             return true
         default:
             return false
@@ -299,12 +308,28 @@ public final class GroupCoordinator: @unchecked Sendable {
         return (key, value)
     }
 
+    /// The topics a consumer group's members subscribe to (their ConsumerProtocolSubscription
+    /// for the chosen protocol); nil when that cannot be known.
+    static func subscribedTopics(_ g: ConsumerGroup) -> Set<String>? {
+        guard g.isConsumerGroup, let proto = g.protocolName else { return nil }
+        var topics = Set<String>()
+        for m in g.members.values {
+            var b = m.metadata(for: proto)
+            guard let v: Int16 = b.readInteger(),
+                  let sub = try? ConsumerProtocolSubscription(from: &b, version: min(max(v, 0), 3)) else { return nil }
+            topics.formUnion(sub.topics)
+        }
+        return topics
+    }
+
     // MARK: coordinator checks
 
     /// NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS / INVALID_GROUP_ID, or nil when this
-    /// broker serves the group.
-    func check(_ groupId: String) -> ErrorCode? {
-        if groupId.isEmpty { return .invalidGroupId }
+    /// broker serves the group. As Kafka, the offset and admin APIs (OffsetCommit,
+    /// OffsetFetch, DescribeGroups, DeleteGroups) take the empty group id (`allowEmpty`);
+    /// the group-membership ones refuse it.
+    func check(_ groupId: String, allowEmpty: Bool = false) -> ErrorCode? {
+        if groupId.isEmpty && !allowEmpty { return .invalidGroupId }
         let pid = partition(for: groupId)
         // Cut off from the controllers for a session: another broker may coordinate the
         // group by now (see ReplicaManager.sessionIsCurrent).

@@ -45,6 +45,12 @@ final class GroupMember {
     func metadata(for proto: String) -> ByteBuffer {
         protocols.first { $0.name == proto }?.metadata ?? ByteBuffer()
     }
+
+    /// Whether `other` is exactly the member's protocol list (names, metadata, order):
+    /// Kafka's `MemberMetadata.matches`, which decides if a rejoin needs a rebalance.
+    func matches(_ other: [(name: String, metadata: ByteBuffer)]) -> Bool {
+        protocols.count == other.count && zip(protocols, other).allSatisfy { $0.name == $1.name && $0.metadata == $1.metadata }
+    }
 }
 
 /// A committed offset.
@@ -66,14 +72,23 @@ final class ConsumerGroup {
     var protocolName: String?
     var leaderId: String?
     var members: [String: GroupMember] = [:]
-    /// Member ids handed out with MEMBER_ID_REQUIRED and not joined yet (KIP-394).
-    var pendingMembers: Set<String> = []
+    /// Member ids handed out with MEMBER_ID_REQUIRED and not joined yet (KIP-394), with the
+    /// time each is dropped if it has not joined by then (its session timeout).
+    var pendingMembers: [String: Int64] = [:]
+    /// group.instance.id -> the member id that holds it now (KIP-345).
     var staticMembers: [String: String] = [:]
+    /// The topics the members of a consumer group subscribe to, read from their metadata at
+    /// each new generation; nil when unknown (not a consumer group, unreadable metadata),
+    /// which counts as subscribed to everything.
+    var subscribedTopics: Set<String>? = nil
     var offsets: [TopicPartitionKey: CommittedOffset] = [:]
     var stateTimestampMs: Int64 = -1
     /// When the current join phase ends at the latest (rebalance timeout / initial delay).
     var joinDeadlineMs: Int64 = 0
+    /// The first rebalance of an empty group waits `group.initial.rebalance.delay.ms`,
+    /// restarted by each new member, until at most `initialDelayCapMs` (the rebalance timeout).
     var initialDelayUntilMs: Int64 = 0
+    var initialDelayCapMs: Int64 = 0
 
     init(groupId: String) {
         self.groupId = groupId
@@ -112,6 +127,19 @@ final class ConsumerGroup {
 
     var allMembersJoined: Bool {
         members.values.allSatisfy { $0.awaitingJoin != nil } && pendingMembers.isEmpty
+    }
+
+    var isConsumerGroup: Bool { protocolType == "consumer" }
+
+    /// A request names `groupInstanceId` that another member id holds now (Kafka's
+    /// `isStaticMemberFenced`): the sender is an old incarnation of a static member.
+    func isStaticMemberFenced(_ groupInstanceId: String?, _ memberId: String) -> Bool {
+        guard let i = groupInstanceId, let current = staticMembers[i] else { return false }
+        return current != memberId
+    }
+
+    func isSubscribed(to topic: String) -> Bool {
+        subscribedTopics?.contains(topic) ?? true
     }
 }
 
