@@ -54,9 +54,12 @@ struct ServerCommand: ParsableCommand {
 
 enum ServerRunner {
     static func run(configPath: String, overrides: [String]) throws {
+        // FJORD_LOG_LEVEL (trace, debug, info, notice, warning, error, critical) sets how much
+        // the node logs; info by default.
+        let level = getenv("FJORD_LOG_LEVEL").flatMap { Logger.Level(rawValue: String(cString: $0).lowercased()) } ?? .info
         LoggingSystem.bootstrap { label in
             var h = StreamLogHandler.standardOutput(label: label)
-            h.logLevel = .info
+            h.logLevel = level
             return h
         }
         let logger = Logger(label: "fjord")

@@ -318,6 +318,77 @@ final class GroupTests: XCTestCase {
         XCTAssertFalse(out.contains("False"), out)
     }
 
+    /// Between JoinGroup and SyncGroup nobody has the new generation's assignment, so a
+    /// member's commit (sent just behind its JoinGroup, with the old generation or the new)
+    /// is taken for the partitions it owned in the previous generation, and only for those;
+    /// a member that owned nothing gets REBALANCE_IN_PROGRESS, as in Kafka; once the group is
+    /// Stable the old generation gets ILLEGAL_GENERATION.
+    func testCommitsWhileTheNextGenerationIsBeingAssigned() throws {
+        let c = try LocalCluster(count: 1, extra: ["group.initial.rebalance.delay.ms=0"])
+        defer { c.stopAll() }
+        try c.startAll()
+        let script = Self.rawWirePrelude + #"""
+            import threading
+            sock2 = socket.create_connection((host, int(port)), timeout=30)
+            def send_on(sk, api, ver, body):
+                corr[0] += 1; mine = corr[0]
+                p = struct.pack(">hhi", api, ver, mine) + s16("raw-group-test") + body
+                sk.sendall(struct.pack(">i", len(p)) + p)
+                n = struct.unpack(">i", sk.recv(4, socket.MSG_WAITALL))[0]
+                data = b""
+                while len(data) < n: data += sk.recv(n - len(data))
+                assert struct.unpack(">i", data[:4])[0] == mine
+                return data[4:]
+            def i32(*xs): return struct.pack(">" + "i" * len(xs), *xs)
+            def subscription(): return struct.pack(">h", 0) + i32(1) + s16("topic-a") + i32(-1)
+            def assignment(*parts): return struct.pack(">h", 0) + i32(1) + s16("topic-a") + i32(len(parts)) + i32(*parts) + i32(-1)
+            def join(sk, instance, member=""):
+                body = s16("cg") + i32(10000, 10000) + s16(member) + s16(instance) + s16("consumer") + i32(1) + s16("range") + b32(subscription())
+                r = send_on(sk, 11, 5, body)
+                err, gen = struct.unpack(">hi", r[4:10]); off = 10
+                n = struct.unpack(">h", r[off:off+2])[0]; off += 2 + n
+                n = struct.unpack(">h", r[off:off+2])[0]; off += 2 + n
+                n = struct.unpack(">h", r[off:off+2])[0]; mid = r[off+2:off+2+n].decode()
+                return err, gen, mid
+            def sync(sk, gen, member, instance, assignments=()):
+                body = s16("cg") + i32(gen) + s16(member) + s16(instance) + i32(len(assignments)) + b"".join(s16(m) + b32(a) for m, a in assignments)
+                return struct.unpack(">h", send_on(sk, 14, 3, body)[4:6])[0]
+            def commit(sk, gen, member, instance, partition):
+                body = s16("cg") + i32(gen) + s16(member) + s16(instance) + i32(1) + s16("topic-a") + i32(1) + i32(partition) + struct.pack(">q", 7) + i32(-1) + s16("")
+                r = send_on(sk, 8, 7, body)
+                return struct.unpack(">h", r[4 + 4 + 2 + len("topic-a") + 4 + 4:][:2])[0]
+            for _ in range(100):
+                if struct.unpack(">h", send(10, 0, s16("cg"))[:2])[0] == 0: break
+                time.sleep(0.2)
+            for _ in range(100):
+                if struct.unpack(">h", send(12, 0, s16("cg") + i32(1) + s16("nobody"))[:2])[0] not in (14, 15, 16): break
+                time.sleep(0.1)
+            res = {}
+            err, g1, a = join(sock, "iA")
+            res["A joins"] = err == 0
+            res["A syncs"] = sync(sock, g1, a, "iA", [(a, assignment(0, 1))]) == 0
+            # B joins on its own connection; the join completes when A rejoins.
+            out = {}
+            t = threading.Thread(target=lambda: out.update(b=join(sock2, "iB"))); t.start()
+            time.sleep(1.0)
+            err, g2, _ = join(sock, "iA", member=a)
+            t.join(20)
+            err_b, g2b, b = out.get("b", (-1, -1, ""))
+            res["generation 2 formed"] = err == 0 and err_b == 0 and g2 == g1 + 1 == g2b
+            res["old generation, owned partition"] = commit(sock, g1, a, "iA", 0) == 0
+            res["new generation, owned partition"] = commit(sock, g2, a, "iA", 1) == 0
+            res["old generation, partition not owned"] = commit(sock, g1, a, "iA", 2) == 22
+            res["new member before sync"] = commit(sock2, g2, b, "iB", 0) == 27
+            res["leader syncs"] = sync(sock, g2, a, "iA", [(a, assignment(0)), (b, assignment(1))]) == 0
+            res["stable: old generation refused"] = commit(sock, g1, a, "iA", 0) == 22
+            res["stable: new generation"] = commit(sock2, g2, b, "iB", 1) == 0
+            print(res)
+            sys.exit(0 if all(res.values()) else 1)
+            """#
+        let out = String(decoding: try TestPython.run(script, args: [c.bootstrap], timeout: 120), as: UTF8.self)
+        XCTAssertFalse(out.contains("False"), out)
+    }
+
     /// Three nodes: kill the group coordinator while the group consumes and commits; the
     /// group moves, committed offsets survive, everything is consumed.
     func testCoordinatorFailover() throws {

@@ -118,19 +118,37 @@ final class ToolsCLITests: XCTestCase {
         XCTAssertEqual(try ok(["topics"] + bs + ["--describe", "--under-replicated-partitions"]), "")
         XCTAssertEqual(try ok(["topics"] + bs + ["--describe", "--unavailable-partitions"]), "")
 
-        // A dead broker: its partitions are under-replicated, none unavailable.
+        // One replica per partition: the partitions broker 3 holds become unavailable with it.
+        try ok(["topics"] + bs + ["--create", "--topic", "single", "--partitions", "3", "--replication-factor", "1"])
+        let onThree = try XCTUnwrap(LocalCluster.eventually(15) { () throws -> [String]? in
+            let d = try ok(["topics"] + bs + ["--describe", "--topic", "single"]).split(separator: "\n").dropFirst()
+            guard d.count == 3, d.allSatisfy({ !$0.contains("Leader: none") }) else { return nil }
+            return d.filter { $0.contains("\tReplicas: 3\t") }.map { String($0.components(separatedBy: "\tLeader: ")[0]) }
+        })
+        XCTAssertFalse(onThree.isEmpty, "the three single-replica partitions are spread over the brokers")
+
+        // A dead broker: its partitions are under-replicated; the single-replica ones on it
+        // have no leader.
         c.kill9(3)
         let live = "127.0.0.1:\(c.brokerPorts[1]!)"
         let under = try LocalCluster.eventually(15) { () throws -> String? in
             let o = try ok(["topics", "--bootstrap-server", live, "--describe", "--under-replicated-partitions"])
-            return o.split(separator: "\n").count == 5 ? o : nil
+            return o.split(separator: "\n").filter { $0.hasPrefix("\tTopic: orders\t") }.count == 5 ? o : nil
         }
         XCTAssertNotNil(under)
-        for l in (under ?? "").split(separator: "\n") {
-            XCTAssertTrue(l.hasPrefix("\tTopic: orders\tPartition: "), String(l))
+        for l in (under ?? "").split(separator: "\n") where l.hasPrefix("\tTopic: orders\t") {
             XCTAssertFalse(l.components(separatedBy: "Isr: ")[1].contains("3"), String(l))
         }
-        XCTAssertEqual(try ok(["topics", "--bootstrap-server", live, "--describe", "--unavailable-partitions"]), "")
+        let unavailable = try LocalCluster.eventually(15) { () throws -> String? in
+            let o = try ok(["topics", "--bootstrap-server", live, "--describe", "--unavailable-partitions"])
+            return o.split(separator: "\n").count == onThree.count ? o : nil
+        }
+        for l in (unavailable ?? "").split(separator: "\n") {
+            XCTAssertTrue(onThree.contains(String(l.components(separatedBy: "\tLeader: ")[0])), String(l))
+            XCTAssertTrue(l.contains("\tLeader: none\t"), String(l))
+        }
+        XCTAssertNotNil(unavailable, "the partitions of the dead broker are listed as unavailable")
+        XCTAssertEqual(try ok(["topics", "--bootstrap-server", live, "--delete", "--topic", "single"]), "")
 
         XCTAssertEqual(try ok(["topics", "--bootstrap-server", live, "--delete", "--topic", "orders"]), "")
         XCTAssertEqual(try ok(["topics", "--bootstrap-server", live, "--list"]), "")
@@ -285,18 +303,25 @@ final class ToolsCLITests: XCTestCase {
         XCTAssertEqual(perf.status, 0, perf.err)
         let last = perf.out.split(separator: "\n").last.map(String.init) ?? ""
         XCTAssertNotNil(last.range(of: #"^20000 records sent, [0-9]+\.[0-9]{6} records/sec \([0-9]+\.[0-9]{2} MB/sec\), [0-9]+\.[0-9]{2} ms avg latency, [0-9]+\.[0-9]{2} ms max latency, [0-9]+ ms 50th, [0-9]+ ms 95th, [0-9]+ ms 99th, [0-9]+ ms 99\.9th\.$"#, options: .regularExpression), last)
-        let throttled = try fjord(["producer-perf-test", "--topic", "perf", "--num-records", "300", "--record-size", "10", "--throughput", "100",
+        // Six seconds at 100 records/s: one periodic line (every 5 s) before the final one.
+        let throttled = try fjord(["producer-perf-test", "--topic", "perf", "--num-records", "600", "--record-size", "10", "--throughput", "100",
                                    "--producer-props", "bootstrap.servers=\(c.bootstrap)"])
         XCTAssertEqual(throttled.status, 0, throttled.err)
+        let periodic = throttled.out.split(separator: "\n").dropLast()
+        XCTAssertFalse(periodic.isEmpty, throttled.out)
+        for l in periodic {
+            XCTAssertNotNil(l.range(of: #"^[0-9]+ records sent, [0-9]+\.[0-9] records/sec \([0-9]+\.[0-9]{2} MB/sec\), [0-9]+\.[0-9] ms avg latency, [0-9]+\.[0-9] ms max latency\.$"#,
+                                    options: .regularExpression), String(l))
+        }
         let rate = Double(throttled.out.split(separator: "\n").last!.components(separatedBy: " records sent, ")[1].split(separator: " ")[0])!
         XCTAssertLessThan(rate, 130, throttled.out)
 
-        let cperf = try fjord(["consumer-perf-test"] + bs + ["--topic", "perf", "--messages", "20300"])
+        let cperf = try fjord(["consumer-perf-test"] + bs + ["--topic", "perf", "--messages", "20600"])
         XCTAssertEqual(cperf.status, 0, cperf.err)
         let cl = cperf.out.split(separator: "\n").map(String.init)
         XCTAssertEqual(cl.count, 2, cperf.out)
         XCTAssertEqual(cl[0], "start.time, end.time, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec")
-        XCTAssertNotNil(cl[1].range(of: #"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3}, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3}, 1\.9102, [0-9.]+, 20300, [0-9.]+, 0, [0-9]+, [0-9.]+, [0-9.]+$"#, options: .regularExpression), cl[1])
+        XCTAssertNotNil(cl[1].range(of: #"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3}, \d{4}-\d\d-\d\d \d\d:\d\d:\d\d:\d{3}, 1\.9131, [0-9.]+, 20600, [0-9.]+, 0, [0-9]+, [0-9.]+, [0-9.]+$"#, options: .regularExpression), cl[1])
     }
 
     func testConsoleConsumerGroupResumesFromCommittedOffsets() throws {

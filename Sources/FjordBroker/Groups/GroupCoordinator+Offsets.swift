@@ -98,23 +98,36 @@ extension GroupCoordinator {
             var g = self.groups[r.groupId]
             let generation = version >= 1 ? r.generationIdOrMemberEpoch : -1
             let instance = version >= 7 ? r.groupInstanceId : nil
-            // Kafka's checks, in Kafka's order.
+            // Kafka's checks, in Kafka's order: the member and its generation first; then a
+            // valid member of the generation being formed is told to finish the rebalance
+            // (REBALANCE_IN_PROGRESS between JoinGroup and SyncGroup). Commits with the
+            // current generation are fine while others (re)join (PreparingRebalance), as
+            // cooperative rebalancing needs.
             if let gg = g {
                 if gg.phase == .dead { return self.loop.makeSucceededFuture(all(.coordinatorNotAvailable)) }
-                if gg.isStaticMemberFenced(instance, r.memberId) { return self.loop.makeSucceededFuture(all(.fencedInstanceId)) }
-                if generation < 0 && gg.phase == .empty {
-                    // A group that only stores offsets here (assign()-based consumers, tools).
-                } else if gg.phase == .completingRebalance {
-                    // Between JoinGroup and SyncGroup the member is told to finish the
-                    // rebalance; commits with the current generation are fine while others
-                    // (re)join (PreparingRebalance), as cooperative rebalancing needs.
-                    return self.loop.makeSucceededFuture(all(.rebalanceInProgress))
-                } else if gg.members[r.memberId] == nil {
+                if generation >= 0 || !r.memberId.isEmpty || instance != nil {
+                    if gg.isStaticMemberFenced(instance, r.memberId) { return self.loop.makeSucceededFuture(all(.fencedInstanceId)) }
+                    guard let m = gg.members[r.memberId] else { return self.loop.makeSucceededFuture(all(.unknownMemberId)) }
+                    // While the next generation's assignment is being computed nobody has it
+                    // yet: every partition still belongs to its previous owner, who keeps
+                    // consuming it (cooperative rebalancing) and may have sent this commit
+                    // just behind its JoinGroup, with the old generation or the new one.
+                    // Kafka refuses it (ILLEGAL_GENERATION / REBALANCE_IN_PROGRESS) and the
+                    // client's commit fails; Fjord takes it when every partition in it was the
+                    // member's in the previous generation, which is exactly as safe as the
+                    // same commit a moment earlier, in PreparingRebalance.
+                    let ownPrevious = gg.phase == .completingRebalance && (generation == gg.generationId || generation == gg.generationId - 1)
+                        && !m.previousPartitions.isEmpty
+                        && r.topics.allSatisfy { t in t.partitions.allSatisfy { m.previousPartitions.contains(TopicPartitionKey(topic: t.name, partition: $0.partitionIndex)) } }
+                    if !ownPrevious {
+                        if generation != gg.generationId { return self.loop.makeSucceededFuture(all(.illegalGeneration)) }
+                        if gg.phase == .completingRebalance { return self.loop.makeSucceededFuture(all(.rebalanceInProgress)) }
+                    }
+                    m.lastHeartbeatMs = self.clock()
+                } else if gg.phase != .empty {
+                    // Without a member id only a group with no members takes commits
+                    // (assign()-based consumers, tools).
                     return self.loop.makeSucceededFuture(all(.unknownMemberId))
-                } else if generation != gg.generationId {
-                    return self.loop.makeSucceededFuture(all(.illegalGeneration))
-                } else {
-                    gg.members[r.memberId]?.lastHeartbeatMs = self.clock()
                 }
             } else if generation >= 0 {
                 // No such group here, yet a generation: a commit from an older generation.

@@ -211,6 +211,7 @@ extension GroupCoordinator {
             let respond = m.awaitingJoin
             m.awaitingJoin = nil
             m.lastHeartbeatMs = nowMs
+            m.previousPartitions = g.isConsumerGroup ? Self.partitions(ofAssignment: m.assignment) : []
             m.assignment = ByteBuffer()
             respond?(joinResponse(g, for: m, version: m.joinVersion))
         }

@@ -322,6 +322,15 @@ public final class GroupCoordinator: @unchecked Sendable {
         return topics
     }
 
+    /// The partitions of a ConsumerProtocolAssignment (empty if it cannot be read).
+    static func partitions(ofAssignment assignment: ByteBuffer) -> Set<TopicPartitionKey> {
+        var b = assignment
+        guard let v: Int16 = b.readInteger(), let a = try? ConsumerProtocolAssignment(from: &b, version: min(max(v, 0), 3)) else { return [] }
+        var out = Set<TopicPartitionKey>()
+        for t in a.assignedPartitions { for p in t.partitions { out.insert(TopicPartitionKey(topic: t.topic, partition: p)) } }
+        return out
+    }
+
     // MARK: coordinator checks
 
     /// NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS / INVALID_GROUP_ID, or nil when this

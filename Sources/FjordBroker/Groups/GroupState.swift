@@ -22,6 +22,9 @@ final class GroupMember {
     /// (name, metadata) in the member's order of preference.
     var protocols: [(name: String, metadata: ByteBuffer)]
     var assignment = ByteBuffer()
+    /// The partitions the member was assigned in the previous generation (consumer groups),
+    /// while the next generation's assignment is being computed (see `ownsPrevious`).
+    var previousPartitions: Set<TopicPartitionKey> = []
     var lastHeartbeatMs: Int64
     /// A JoinGroup waiting for the rebalance to complete.
     var awaitingJoin: ((JoinGroupResponse) -> Void)?
