@@ -238,16 +238,40 @@ public final class ConsumerGroupsTool {
         case earliest, latest, offset(Int64), shiftBy(Int64), datetime(Int64)
     }
 
-    public func resetOffsets(_ groupId: String, topics: [String], spec: ResetSpec, execute: Bool) throws -> [String] {
+    /// Resets the offsets of an inactive group. `topics` are Kafka's `--topic` values
+    /// (`t` for every partition, `t:0,2` for some); `allTopics` resets the partitions the
+    /// group has committed offsets for.
+    public func resetOffsets(_ groupId: String, topics: [String], allTopics: Bool = false, spec: ResetSpec, execute: Bool) throws -> [String] {
         let v = try view(groupId)
         guard v.state == "Empty" || v.state == "Dead" else {
             throw Failure("Error: Assignments can only be reset if the group '\(groupId)' is inactive, but the current state is \(v.state).")
         }
-        let md = try metadata(topics: topics)
         var parts: [(String, Int32)] = []
-        for t in md.topics {
-            if t.errorCode != 0 { throw Failure("Topic '\(t.name ?? "")': \(Self.name(t.errorCode))") }
-            for p in t.partitions { parts.append((t.name ?? "", p.partitionIndex)) }
+        if allTopics {
+            for (t, ps) in v.committed { for p in ps.keys { parts.append((t, p)) } }
+        } else {
+            var wanted: [String: Set<Int32>?] = [:]
+            for arg in topics {
+                let pieces = arg.split(separator: ":", maxSplits: 1).map(String.init)
+                guard let name = pieces.first, !name.isEmpty else { throw Failure("--topic: expected T or T:P[,P...], got '\(arg)'") }
+                if pieces.count == 2 {
+                    let ps = pieces[1].split(separator: ",").map { Int32(String($0.filter { $0 != " " })) }
+                    guard !ps.isEmpty, ps.allSatisfy({ $0 != nil }) else { throw Failure("--topic: expected T or T:P[,P...], got '\(arg)'") }
+                    wanted[name] = Set(ps.compactMap { $0 }).union((wanted[name] ?? nil) ?? [])
+                } else {
+                    wanted[name] = .some(nil)
+                }
+            }
+            let md = try metadata(topics: wanted.keys.sorted())
+            for t in md.topics {
+                let name = t.name ?? ""
+                if t.errorCode != 0 { throw Failure("Topic '\(name)': \(Self.name(t.errorCode))") }
+                let only = wanted[name] ?? nil
+                for p in t.partitions where only?.contains(p.partitionIndex) ?? true { parts.append((name, p.partitionIndex)) }
+                if let only, let missing = only.subtracting(t.partitions.map(\.partitionIndex)).min() {
+                    throw Failure("Topic '\(name)' has no partition \(missing).")
+                }
+            }
         }
         parts.sort { ($0.0, $0.1) < ($1.0, $1.1) }
         let earliest = try offsets(parts, timestamp: -2)
@@ -262,7 +286,12 @@ public final class ConsumerGroupsTool {
             case .earliest: n = lo
             case .latest: n = hi
             case let .offset(o): n = o
-            case let .shiftBy(s): n = (v.committed[t]?[p] ?? lo) + s
+            case let .shiftBy(s):
+                // As Kafka: shifting needs a committed offset to shift from.
+                guard let current = v.committed[t]?[p] else {
+                    throw Failure("Error: Non-existent offsets are found for partition \(t)-\(p); --shift-by needs a committed offset.")
+                }
+                n = current + s
             case .datetime: n = byTime[t]?[p].flatMap { $0 >= 0 ? $0 : nil } ?? hi
             }
             n = min(max(n, lo), hi)

@@ -71,6 +71,33 @@ final class ConsumerGroupsToolTests: XCTestCase {
         XCTAssertTrue(rs.contains("NEW-OFFSET"), rs)
         let reread = String(decoding: try TestPython.run(script, args: [bs, "reread"], timeout: 60), as: UTF8.self)
         XCTAssertTrue(reread.contains("first 0"), reread)
+        // The other ways to pick targets on the inactive group: a partition list, every
+        // committed partition, a shift, a time with a zone; --dry-run changes nothing.
+        func resetGroup(_ args: [String]) throws -> (Int32, String, String) {
+            let r = try LocalCluster.run(c.fjord, ["consumer-groups", "--bootstrap-server", bs, "--reset-offsets", "--group", "tool"] + args, timeout: 20)
+            return (r.status, r.stdout, r.stderr)
+        }
+        func newOffset(_ out: String) -> String? {
+            out.split(separator: "\n").first { $0.hasPrefix("tool ") }?.split(separator: " ").last.map(String.init)
+        }
+        let dry = try resetGroup(["--topic", "cg:0", "--to-offset", "50", "--dry-run"])
+        XCTAssertEqual(dry.0, 0, dry.2)
+        XCTAssertEqual(newOffset(dry.1), "50", dry.1)
+        // Kafka's "%-30s %-30s %-10s %-15s".
+        let resetHeader = "GROUP" + String(repeating: " ", count: 26) + "TOPIC" + String(repeating: " ", count: 26) + "PARTITION  NEW-OFFSET"
+        XCTAssertTrue(dry.1.contains(resetHeader), dry.1)
+        let toOffset = try resetGroup(["--topic", "cg", "--to-offset", "50", "--execute"])
+        XCTAssertEqual(newOffset(toOffset.1), "50", toOffset.1 + toOffset.2)
+        let shifted = try resetGroup(["--all-topics", "--shift-by", "-10", "--execute"])
+        XCTAssertEqual(newOffset(shifted.1), "40", shifted.1 + shifted.2)
+        let future = try resetGroup(["--topic", "cg", "--to-datetime", "2999-01-01T00:00:00.000Z", "--execute"])
+        XCTAssertEqual(newOffset(future.1), "300", "a time after every record resets to the end: " + future.1 + future.2)
+        let past = try resetGroup(["--topic", "cg", "--to-datetime", "2000-01-01T00:00:00.000+02:00", "--execute"])
+        XCTAssertEqual(newOffset(past.1), "0", past.1 + past.2)
+        let noPartition = try resetGroup(["--topic", "cg:7", "--to-earliest", "--dry-run"])
+        XCTAssertEqual(noPartition.0, 1)
+        XCTAssertTrue(noPartition.2.contains("Topic 'cg' has no partition 7."), noPartition.2)
+
         let list = try c.fjordOutput(["consumer-groups", "--bootstrap-server", bs, "--list"])
         XCTAssertTrue(list.split(separator: "\n").contains("tool"), list)
         let del = LocalCluster.eventually(20) { () -> String? in

@@ -55,14 +55,87 @@ final class GroupTests: XCTestCase {
         sys.exit(0 if ok else 1)
         """#
 
-    func testConfluentGroupsRangeAndCooperativeSticky() throws {
+    func testConfluentGroupsRangeRoundRobinAndCooperativeSticky() throws {
         let c = try LocalCluster(count: 1, extra: ["group.initial.rebalance.delay.ms=0"])
         defer { c.stopAll() }
         try c.startAll()
-        for (strategy, gid) in [("range", "gr"), ("cooperative-sticky", "gc")] {
+        for (strategy, gid) in [("range", "gr"), ("roundrobin", "grr"), ("cooperative-sticky", "gc")] {
             let out = String(decoding: try TestPython.run(Self.groupScript, args: [c.bootstrap, strategy, gid, "3000"], timeout: 120), as: UTF8.self)
             XCTAssertTrue(out.contains("'consumed': 3000"), "\(strategy): \(out)")
         }
+    }
+
+    /// Groups of the Python clients on one topic: two kafka-python consumers (sticky
+    /// assignor), two kafka-python consumers (roundrobin) and two aiokafka consumers
+    /// (roundrobin), each group on its own group id: every group splits the 4 partitions 2/2
+    /// and reads every record exactly once, committing after each batch.
+    func testKafkaPythonAndAiokafkaGroupsShareATopic() throws {
+        let c = try LocalCluster(count: 1, extra: ["group.initial.rebalance.delay.ms=0"])
+        defer { c.stopAll() }
+        try c.startAll()
+        let script = #"""
+            import sys, time, threading, asyncio
+            from confluent_kafka import Producer
+            from confluent_kafka.admin import AdminClient, NewTopic
+            from kafka import KafkaConsumer
+            from kafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor
+            from kafka.coordinator.assignors.sticky.sticky_assignor import StickyPartitionAssignor
+            from aiokafka import AIOKafkaConsumer
+            from aiokafka.coordinator.assignors.roundrobin import RoundRobinPartitionAssignor as AioRoundRobin
+            bs = sys.argv[1]; N = 2000
+            adm = AdminClient({"bootstrap.servers": bs})
+            adm.create_topics([NewTopic("shared", 4, 1)])["shared"].result(15)
+            def produce():
+                p = Producer({"bootstrap.servers": bs})
+                for i in range(N): p.produce("shared", value=b"%d" % i, partition=i % 4)
+                assert p.flush(30) == 0
+            produced = threading.Event()
+            def kafka_python_group(gid, assignor):
+                seen, sizes, lock, stop = [], {}, threading.Lock(), threading.Event()
+                def run(idx):
+                    k = KafkaConsumer("shared", bootstrap_servers=bs, group_id=gid, enable_auto_commit=False,
+                                      auto_offset_reset="earliest", partition_assignment_strategy=[assignor])
+                    while not stop.is_set():
+                        batch = k.poll(timeout_ms=300)
+                        sizes[idx] = len(k.assignment())
+                        for msgs in batch.values():
+                            with lock: seen.extend(int(m.value) for m in msgs)
+                        if batch: k.commit()
+                    k.close()
+                ts = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+                [t.start() for t in ts]
+                t0 = time.time()
+                while sorted(sizes.values()) != [2, 2] and time.time() - t0 < 30: time.sleep(0.1)
+                balanced = sorted(sizes.values())
+                if not produced.is_set(): produce(); produced.set()
+                while len(set(seen)) < N and time.time() - t0 < 60: time.sleep(0.1)
+                stop.set(); [t.join() for t in ts]
+                return {"balanced": balanced, "consumed": len(set(seen)), "dups": len(seen) - len(set(seen))}
+            async def aiokafka_group(gid):
+                cs = [AIOKafkaConsumer("shared", bootstrap_servers=bs, group_id=gid, enable_auto_commit=False,
+                                       auto_offset_reset="earliest", partition_assignment_strategy=(AioRoundRobin,)) for _ in range(2)]
+                for x in cs: await x.start()
+                seen = []; t0 = time.time(); balanced = None
+                try:
+                    while len(set(seen)) < N and time.time() - t0 < 60:
+                        for x in cs:
+                            r = await x.getmany(timeout_ms=200)
+                            for msgs in r.values(): seen.extend(int(m.value) for m in msgs)
+                            if r: await x.commit()
+                        sizes = sorted(len(x.assignment()) for x in cs)
+                        if sizes == [2, 2] and balanced is None: balanced = sizes
+                finally:
+                    for x in cs: await x.stop()
+                return {"balanced": balanced, "consumed": len(set(seen)), "dups": len(seen) - len(set(seen))}
+            res = {"kafka-python sticky": kafka_python_group("kp-sticky", StickyPartitionAssignor),
+                   "kafka-python roundrobin": kafka_python_group("kp-rr", RoundRobinPartitionAssignor),
+                   "aiokafka roundrobin": asyncio.run(aiokafka_group("aio-rr"))}
+            print(res)
+            ok = all(v["balanced"] == [2, 2] and v["consumed"] == N and v["dups"] == 0 for v in res.values())
+            sys.exit(0 if ok else 1)
+            """#
+        let out = String(decoding: try TestPython.run(script, args: [c.bootstrap], timeout: 240), as: UTF8.self)
+        XCTAssertTrue(out.contains("'consumed': 2000"), out)
     }
 
     /// A restarted consumer resumes from its committed offset; auto commit; kafka-python and
@@ -492,6 +565,13 @@ final class GroupTests: XCTestCase {
                 c.close()
                 return o
             live = consume("live")           # stays a member throughout
+            # An offset of a topic the live group does not subscribe to (KIP-496).
+            live.commit(offsets=[TopicPartition("other", 0, 5)], asynchronous=False)
+            def committed_other(group):
+                c = Consumer({"bootstrap.servers": bs, "group.id": group, "enable.auto.commit": False})
+                o = c.committed([TopicPartition("other", 0)], timeout=10)[0].offset
+                c.close()
+                return o
             gone = consume("gone")
             gone.close()                     # leaves: the group is empty from now
             assert committed("gone") == 10, committed("gone")
@@ -502,7 +582,11 @@ final class GroupTests: XCTestCase {
             assert waited > 1.5, f"expired after {waited:.1f}s, before the 3 s retention"
             groups = [g.group_id for g in a.list_consumer_groups().result(10).valid]
             assert "gone" not in groups, groups
-            # The live group keeps heartbeating: its offsets stay.
+            # The live group keeps heartbeating: its offsets of the topic it consumes stay;
+            # the one of a topic none of its members subscribes to expires.
+            t0 = time.time()
+            while committed_other("live") != -1001 and time.time() - t0 < 20: live.poll(0.5)
+            assert committed_other("live") == -1001, "an unsubscribed topic's offset did not expire in a stable group"
             live.poll(0.5)
             assert committed("live") == 10, committed("live")
             live.close()

@@ -287,6 +287,8 @@ final class ToolsCLITests: XCTestCase {
             """)
         XCTAssertEqual(all.err, "Processed a total of 4 messages\n")
         XCTAssertEqual(try ok(["console-consumer"] + bs + ["--topic", "lines", "--from-beginning", "--max-messages", "2"]), "hello\nworld:with colon\n")
+        XCTAssertEqual(try ok(["console-consumer"] + bs + ["--topic", "lines", "--from-beginning", "--max-messages", "2",
+                                                          "--isolation-level", "read_committed"]), "hello\nworld:with colon\n")
         XCTAssertEqual(try ok(["console-consumer"] + bs + ["--topic", "lines", "--partition", "0", "--offset", "2", "--max-messages", "1",
                                                           "--property", "print.key=true", "--property", "key.separator=|"]), "|empty key\n")
         let idle = try fjord(["console-consumer"] + bs + ["--topic", "lines", "--timeout-ms", "1000"])

@@ -402,9 +402,20 @@ extension GroupCoordinator {
     /// offsets is deleted too (it becomes Dead).
     func expireOffsets(nowMs: Int64) {
         let retention = config.offsetsRetentionMs
-        for g in groups.values.sorted(by: { $0.groupId < $1.groupId }) where g.isEmpty && g.phase == .empty {
+        for g in groups.values.sorted(by: { $0.groupId < $1.groupId }) {
+            // Which offsets may expire (Kafka's removeExpiredOffsets, KIP-496): all of an
+            // empty group's; in a stable consumer group those of topics no member subscribes
+            // to, counted from their commit.
+            let stableConsumers = g.phase == .stable && g.isConsumerGroup && g.subscribedTopics != nil
+            guard (g.isEmpty && g.phase == .empty) || stableConsumers else { continue }
             var expired: [TopicPartitionKey] = []
             for (tp, o) in g.offsets {
+                if stableConsumers {
+                    if g.isSubscribed(to: tp.topic) { continue }
+                    let deadline = o.expireTimestamp >= 0 ? o.expireTimestamp : o.commitTimestamp + retention
+                    if nowMs >= deadline { expired.append(tp) }
+                    continue
+                }
                 let base: Int64
                 if o.expireTimestamp >= 0 {
                     if nowMs >= o.expireTimestamp { expired.append(tp) }
@@ -421,14 +432,14 @@ extension GroupCoordinator {
             for tp in expired.sorted(by: { ($0.topic, $0.partition) < ($1.topic, $1.partition) }) {
                 if let rec = try? Self.offsetRecord(group: g.groupId, tp: tp, value: nil) { records.append(rec) }
             }
-            let deleteGroup = expired.count == g.offsets.count
+            let deleteGroup = !stableConsumers && expired.count == g.offsets.count
             if deleteGroup, let rec = try? Self.groupRecord(g, nowMs: nowMs, tombstone: true) { records.append(rec) }
             let groupId = g.groupId
             logger.info("expiring committed offsets", metadata: ["group": "\(groupId)", "partitions": "\(expired.count)",
                                                                  "groupDeleted": "\(deleteGroup)"])
             append(groupId, records).whenSuccess { code in
-                guard code == .noError, let g = self.groups[groupId], g.isEmpty else { return }
-                for tp in expired { g.offsets[tp] = nil }
+                guard code == .noError, let g = self.groups[groupId] else { return }
+                for tp in expired where g.isEmpty || !g.isSubscribed(to: tp.topic) { g.offsets[tp] = nil }
                 if deleteGroup && g.offsets.isEmpty { self.groups[groupId] = nil }
             }
         }
