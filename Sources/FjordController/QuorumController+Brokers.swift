@@ -11,8 +11,12 @@ extension QuorumController {
     }
 
     /// BrokerRegistration: registers (or re-registers) a broker, fenced, with a new epoch —
-    /// the offset of its `RegisterBrokerRecord`. A broker re-registering is taken out of ISRs
-    /// and leaderships, as if fenced, since its new incarnation may have lost state.
+    /// the offset of its `RegisterBrokerRecord`. A broker re-registering with a new
+    /// incarnation is taken out of ISRs and leaderships, as if fenced, since it may have lost
+    /// state. The same incarnation registering again (the same process retrying, or a
+    /// request that arrived twice) amends its registration, as Kafka does: the record is
+    /// rewritten with the same epoch and the same fenced/controlled-shutdown state, so a
+    /// retry never invalidates the epoch the broker heartbeats with.
     public func registerBroker(_ request: BrokerRegistrationRequest, nowMs: Int64) -> ControllerResult<BrokerRegistrationResponse> {
         var response = BrokerRegistrationResponse()
         func fail(_ code: ErrorCode) -> ControllerResult<BrokerRegistrationResponse> {
@@ -41,10 +45,11 @@ extension QuorumController {
             return fail(.duplicateBrokerRegistration)
         }
 
+        let amend = existing.map { $0.incarnationId == request.incarnationId } ?? false
         var rec = RegisterBrokerRecord()
         rec.brokerId = id
         rec.incarnationId = request.incarnationId
-        rec.brokerEpoch = nextWriteOffset
+        rec.brokerEpoch = amend ? existing!.epoch : nextWriteOffset
         rec.endPoints = request.listeners.map {
             var e = RegisterBrokerRecord.BrokerEndpoint()
             e.name = $0.name
@@ -61,11 +66,15 @@ extension QuorumController {
             return f
         }
         rec.rack = request.rack
-        rec.fenced = true
-        rec.inControlledShutdown = false
+        rec.fenced = amend ? existing!.fenced : true
+        rec.inControlledShutdown = amend ? existing!.inControlledShutdown : false
         rec.logDirs = request.logDirs
         var records: [MetadataRecord] = []
         emit([.registerBroker(rec)], into: &records)
+        if amend {
+            response.brokerEpoch = rec.brokerEpoch
+            return ControllerResult(records: records, response: response)
+        }
         sessions[id] = nil
         if existing != nil {
             emit(leaderAndIsrUpdates(remove: id, partitions: partitionsWithBrokerInIsr(id)), into: &records)

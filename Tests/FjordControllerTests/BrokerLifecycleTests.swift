@@ -168,14 +168,40 @@ final class BrokerLifecycleTests: XCTestCase {
         XCTAssertTrue(h.heartbeat(1, wantFence: true).isFenced, "stays fenced while it wants to")
     }
 
+    /// A broker restarted (a new incarnation) once its old session ran out, before the
+    /// controller fenced it: its new registration takes it out of ISRs and leaderships,
+    /// fenced. (Within the session a new incarnation is a duplicate registration.)
     func testReRegistrationTakesTheBrokerOutOfIsrsAndLeaderships() throws {
         let h = ControllerHarness()
         h.startBrokers([1, 2])
         h.createTopic("t", partitions: 2, rf: 2)
-        h.register(1)
+        XCTAssertEqual(h.register(1, incarnation: KafkaUUID(high: 0x200, low: 1)).errorCode, ErrorCode.duplicateBrokerRegistration.rawValue)
+        h.now += 20_000
+        let old = try XCTUnwrap(h.image.brokers[1]?.epoch)
+        let r = h.register(1, incarnation: KafkaUUID(high: 0x200, low: 1))
+        XCTAssertGreaterThan(r.brokerEpoch, old)
         XCTAssertTrue(h.image.partitionsLed(by: 1).isEmpty)
         XCTAssertTrue(h.image.partitions(inIsrOf: 1).isEmpty)
         XCTAssertEqual(h.image.brokers[1]?.fenced, true)
+    }
+
+    /// The same incarnation registering again (a retried or duplicated request) keeps its
+    /// epoch, its state, its ISRs and leaderships (Kafka amends the registration); before,
+    /// each retry bumped the epoch and a broker whose retries crossed could stay fenced for
+    /// good (the controller simulation found it, seed 200559).
+    func testTheSameIncarnationRegisteringAgainKeepsItsEpoch() throws {
+        let h = ControllerHarness()
+        h.startBrokers([1, 2])
+        h.createTopic("t", partitions: 2, rf: 2)
+        let before = try XCTUnwrap(h.image.brokers[1])
+        let led = h.image.partitionsLed(by: 1).count
+        let r = h.register(1, incarnation: h.incarnations[1])
+        XCTAssertEqual(r.errorCode, 0)
+        XCTAssertEqual(r.brokerEpoch, before.epoch)
+        XCTAssertEqual(h.image.brokers[1]?.epoch, before.epoch)
+        XCTAssertEqual(h.image.brokers[1]?.fenced, false)
+        XCTAssertEqual(h.image.partitionsLed(by: 1).count, led)
+        XCTAssertFalse(h.heartbeat(1).isFenced, "heartbeats with the epoch it had still count")
     }
 
     func testUnregister() throws {
