@@ -1,7 +1,7 @@
 # Sourced by bench/throughput.sh and bench/profile.sh: one durable single-node Fjord
 # (combined broker + controller, data on disk under a temp dir) on free loopback ports.
 #
-#   bench_setup_tools      librdkafka-dev (apt), the C load generator, Fjord release build
+#   bench_setup_tools [0]  librdkafka-dev (apt), the C load generator, Fjord release build (not with 0)
 #   bench_node_start       formats and starts the node; sets BENCH_DIR BENCH_BOOTSTRAP BENCH_PID
 #   bench_node_stop        SIGTERM (SIGKILL after 20 s), removes BENCH_DIR (installed as EXIT trap)
 #   bench_topic NAME P     creates a topic with P partitions, replication factor 1
@@ -16,6 +16,7 @@ PY=${FJORD_PYTHON:-.venv/bin/python}
 bench_log() { printf '%s %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 bench_setup_tools() {
+  local build=${1:-1}
   if [ ! -f /usr/include/librdkafka/rdkafka_mock.h ]; then
     bench_log "installing librdkafka-dev"
     local sudo=""
@@ -26,8 +27,10 @@ bench_setup_tools() {
   mkdir -p "$BENCH_BUILD"
   bench_log "building $LOADGEN"
   cc -O2 -Wall bench/loadgen.c -lrdkafka -o "$LOADGEN"
-  bench_log "building fjord (release; waiting for /tmp/fjord-build.lock)"
-  timeout 3600 flock /tmp/fjord-build.lock swift build -c release --product fjord >&2
+  if [ "$build" = 1 ]; then
+    bench_log "building fjord (release; waiting for /tmp/fjord-build.lock)"
+    timeout 3600 flock /tmp/fjord-build.lock swift build -c release --product fjord >&2
+  fi
   [ -x "$PY" ] || { echo "no $PY: run scripts/setup first" >&2; return 1; }
 }
 

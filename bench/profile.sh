@@ -21,7 +21,7 @@ while [ $# -gt 0 ]; do
 done
 command -v perf >/dev/null || { echo "no perf: apt-get install linux-perf" >&2; exit 1; }
 . bench/fjord-node.sh
-if [ $build = 1 ]; then bench_setup_tools; else mkdir -p "$BENCH_BUILD"; [ -x "$LOADGEN" ] || cc -O2 bench/loadgen.c -lrdkafka -o "$LOADGEN"; fi
+bench_setup_tools "$build"   # --no-build skips only the Swift build
 mkdir -p "$out"
 bench_node_start
 bench_topic prof 1

@@ -37,7 +37,7 @@ while [ $# -gt 0 ]; do
 done
 . bench/fjord-node.sh
 t0=$SECONDS
-if [ $build = 1 ]; then bench_setup_tools; else mkdir -p "$BENCH_BUILD"; [ -x "$LOADGEN" ] || cc -O2 bench/loadgen.c -lrdkafka -o "$LOADGEN"; fi
+bench_setup_tools "$build"   # --no-build skips only the Swift build, not librdkafka-dev or the load generator
 bench_node_start
 [ -n "$out" ] || out=/tmp/fjord-bench-results-$(date +%Y%m%d-%H%M%S).jsonl
 : >"$out"

@@ -190,6 +190,9 @@ final class DelayedProduce: @unchecked Sendable {
     }
 
     func arm(loop: EventLoop, timeoutMs: Int64) {
+        // Often complete at once (one replica, or followers already caught up): then no
+        // waiters and no timer.
+        if check(timedOut: false) { return }
         lock.withLock {
             waiterIds = waits.map { w in w.partition.addWaiter { self.check(timedOut: false) } }
             timeout = loop.scheduleTask(in: .milliseconds(timeoutMs)) { self.check(timedOut: true) }
@@ -197,7 +200,9 @@ final class DelayedProduce: @unchecked Sendable {
         check(timedOut: false)
     }
 
-    private func check(timedOut: Bool) {
+    /// Completes the produce if every partition is done (or `timedOut`); whether this call did.
+    @discardableResult
+    private func check(timedOut: Bool) -> Bool {
         let result: ProduceResponse? = lock.withLock {
             guard !done else { return nil }
             var complete = true
@@ -229,8 +234,9 @@ final class DelayedProduce: @unchecked Sendable {
             timeout?.cancel()
             return r
         }
-        guard let result else { return }
+        guard let result else { return false }
         for (w, id) in zip(waits, lock.withLock { waiterIds }) { w.partition.removeWaiter(id) }
         promise.succeed(result)
+        return true
     }
 }
