@@ -391,6 +391,55 @@ final class GroupTests: XCTestCase {
         XCTAssertFalse(out.contains("False"), out)
     }
 
+    /// OffsetFetch v0/v1 have no top-level error code: a broker that does not coordinate the
+    /// group answers NOT_COORDINATOR on every requested partition (an answer without the
+    /// partitions reads as "nothing committed"; the fault suite's groups monitor read -1 for
+    /// every partition that way during a coordinator change).
+    func testOffsetFetchV1ErrorsRideOnThePartitions() throws {
+        let c = try LocalCluster(count: 3, extra: ["group.initial.rebalance.delay.ms=0"])
+        defer { c.stopAll() }
+        try c.startAll()
+        let script = Self.rawWirePrelude + #"""
+            def i32(*xs): return struct.pack(">" + "i" * len(xs), *xs)
+            ports = [int(x.split(":")[1]) for x in bs.split(",")]
+            # The coordinator of the group (FindCoordinator v0), once the offsets topic exists.
+            coord = None
+            for _ in range(100):
+                r = send(10, 0, s16("fetch-v1"))
+                err, node = struct.unpack(">hi", r[:6])
+                if err == 0: coord = node; break
+                time.sleep(0.2)
+            assert coord is not None
+            # Ask every broker; all but the coordinator answer NOT_COORDINATOR (16) per partition.
+            codes = {}
+            for p in ports:
+                s = socket.create_connection((host, p), timeout=10)
+                body = s16("fetch-v1") + i32(1) + s16("t") + i32(2) + i32(0, 1)
+                msg = struct.pack(">hhi", 9, 1, 99) + s16("raw-group-test") + body
+                s.sendall(struct.pack(">i", len(msg)) + msg)
+                n = struct.unpack(">i", s.recv(4, socket.MSG_WAITALL))[0]
+                data = s.recv(n, socket.MSG_WAITALL)[4:]
+                off = 0
+                (nt,) = struct.unpack_from(">i", data, off); off += 4
+                parts = []
+                for _ in range(nt):
+                    (ln,) = struct.unpack_from(">h", data, off); off += 2 + ln
+                    (np,) = struct.unpack_from(">i", data, off); off += 4
+                    for _ in range(np):
+                        idx, o = struct.unpack_from(">iq", data, off); off += 12
+                        (ml,) = struct.unpack_from(">h", data, off); off += 2 + max(ml, 0)
+                        (e,) = struct.unpack_from(">h", data, off); off += 2
+                        parts.append((idx, o, e))
+                codes[p] = parts
+            print(coord, codes)
+            others = [v for p, v in codes.items() if v != [(0, -1, 0), (1, -1, 0)]]
+            ok = len(others) == 2 and all(v == [(0, -1, 16), (1, -1, 16)] for v in others)
+            sys.exit(0 if ok else 1)
+            """#
+        let out = String(decoding: try TestPython.run(script, args: [c.bootstrap], timeout: 120), as: UTF8.self)
+        XCTAssertTrue(out.contains(", 16)"), out)
+    }
+
     /// Between JoinGroup and SyncGroup nobody has the new generation's assignment, so a
     /// member's commit (sent just behind its JoinGroup, with the old generation or the new)
     /// is taken for the partitions it owned in the previous generation, and only for those;

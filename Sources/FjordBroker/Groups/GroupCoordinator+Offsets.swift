@@ -189,7 +189,12 @@ extension GroupCoordinator {
         loop.submit {
             var resp = OffsetFetchResponse()
             func fetch(_ groupId: String, _ topics: [(String, [Int32])]?) -> (ErrorCode, [(String, [(Int32, CommittedOffset?)])]) {
-                if let e = self.check(groupId, allowEmpty: true) { return (e, []) }
+                if let e = self.check(groupId, allowEmpty: true) {
+                    // The requested partitions come back too: OffsetFetch v0/v1 has no
+                    // top-level error, so the error must ride on each partition (an empty
+                    // answer reads as "nothing committed" to a client).
+                    return (e, (topics ?? []).map { name, parts in (name, parts.map { ($0, nil) }) })
+                }
                 let g = self.groups[groupId]
                 if let topics {
                     return (.noError, topics.map { name, parts in (name, parts.map { ($0, g?.offsets[TopicPartitionKey(topic: name, partition: $0)]) }) })
