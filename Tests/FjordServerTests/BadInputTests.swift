@@ -132,8 +132,16 @@ final class BadInputTests: XCTestCase {
             rec = bytes(bb.build())
             prod = b"\xff\xff" + struct.pack(">hi", 1, 5000) + struct.pack(">i", 1) + struct.pack(">h", 1) + b"m"
             prod += struct.pack(">i", 1) + struct.pack(">i", 0) + struct.pack(">i", len(rec)) + rec
-            d = call(0, 3, prod)
-            print("produce", struct.unpack(">h", d[4 + 4 + 3 + 4 + 4: 4 + 4 + 3 + 4 + 4 + 2])[0])
+            import time
+            # The follower learns of the new topic as it applies the metadata log; until then
+            # it answers UNKNOWN_TOPIC_OR_PARTITION (3), which a client retries too.
+            deadline = time.time() + 15
+            while True:
+                d = call(0, 3, prod)
+                code = struct.unpack(">h", d[4 + 4 + 3 + 4 + 4: 4 + 4 + 3 + 4 + 4 + 2])[0]
+                if code != 3 or time.time() > deadline: break
+                time.sleep(0.2)
+            print("produce", code)
             # Fetch v4: replica -1, wait 0, min 1, max 1M, isolation 0, one topic, one partition
             fetch = struct.pack(">iiiib", -1, 0, 1, 1 << 20, 0) + struct.pack(">i", 1) + struct.pack(">h", 1) + b"m"
             fetch += struct.pack(">i", 1) + struct.pack(">iqi", 0, 0, 1 << 20)
