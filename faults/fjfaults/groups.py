@@ -145,6 +145,11 @@ class GroupsWorkload:
                 self._admin_client = a
             res = await asyncio.wait_for(self._admin_client.list_consumer_group_offsets(
                 GROUP, partitions=[TopicPartition(TOPIC, p) for p in range(self.partitions)]), timeout)
+            if not res:
+                # A coordinator error (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS) comes back
+                # as a top-level error with no partitions, which aiokafka does not raise: an
+                # answer about the requested partitions always lists them, so this read failed.
+                raise RuntimeError("OffsetFetch answered no partitions (a coordinator error)")
             value = {str(tp.partition): om.offset for tp, om in res.items()}
             for p in range(self.partitions):
                 value.setdefault(str(p), -1)

@@ -51,6 +51,10 @@ def parse_args(argv):
                     help="start fjord with FJORD_INJECT_BUG set (a deliberate durability bug)")
     ap.add_argument("--expect-violation", action="store_true",
                     help="succeed only if the queue checker reports lost acknowledged writes")
+    ap.add_argument("--known-open", default="",
+                    help="comma-separated violations ('workload: kind', e.g. 'queue: duplicate') that are known, "
+                         "documented open bugs (docs/FAULTS.md): still reported, as KNOWN OPEN, but they alone do not "
+                         "fail the run; every other violation does")
     ap.add_argument("--rate", type=float, default=60, help="records/s per queue producer (3 producers)")
     ap.add_argument("--heal-timeout", type=float, default=45, help="seconds to wait for a healthy cluster after a fault")
     ap.add_argument("--final-heal-timeout", type=float, default=90,
@@ -609,6 +613,10 @@ class Run:
             else:
                 verdict = f"VERDICT: FAIL (expected lost acknowledged writes, the checker found none; {desc})"
                 self.exit_code = 1
+        elif violations and set(violations) <= {k.strip() for k in a.known_open.split(",") if k.strip()}:
+            verdict = ("VERDICT: PASS with KNOWN OPEN violations (" + ", ".join(f"{k} {v}" for k, v in sorted(violations.items()))
+                       + f"; open bugs listed in docs/FAULTS.md, not fixed yet; {desc})")
+            self.exit_code = 0
         elif violations:
             verdict = "VERDICT: FAIL (" + ", ".join(f"{k} {v}" for k, v in sorted(violations.items())) + f"; {desc})"
             self.exit_code = 1
@@ -651,6 +659,11 @@ def recheck(args):
             print(f"{name} / {k}:")
             for x in items[:10]:
                 print(f"    {x}")
+    violations = {f"{name}: {k}" for name in bad for k, v in results[name]["counts"].items() if v}
+    known = {k.strip() for k in args.known_open.split(",") if k.strip()}
+    if violations and violations <= known:
+        print("KNOWN OPEN violations only: " + ", ".join(sorted(violations)))
+        return 0
     return 1 if bad else 0
 
 

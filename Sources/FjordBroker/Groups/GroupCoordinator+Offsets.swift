@@ -190,9 +190,10 @@ extension GroupCoordinator {
             var resp = OffsetFetchResponse()
             func fetch(_ groupId: String, _ topics: [(String, [Int32])]?) -> (ErrorCode, [(String, [(Int32, CommittedOffset?)])]) {
                 if let e = self.check(groupId, allowEmpty: true) {
-                    // The requested partitions come back too: OffsetFetch v0/v1 has no
-                    // top-level error, so the error must ride on each partition (an empty
-                    // answer reads as "nothing committed" to a client).
+                    // As Kafka: v0/v1 have no top-level error, so the requested partitions come
+                    // back each carrying it (an empty answer reads as "nothing committed");
+                    // from v2 the top-level error alone.
+                    guard version < 2 else { return (e, []) }
                     return (e, (topics ?? []).map { name, parts in (name, parts.map { ($0, nil) }) })
                 }
                 let g = self.groups[groupId]
