@@ -119,6 +119,14 @@ extension ReplicaManager {
                     pr.errorCode = e.code.rawValue
                     pr.errorMessage = e.message
                     pr.baseOffset = -1
+                    switch e.code {
+                    case .outOfOrderSequenceNumber, .duplicateSequenceNumber, .unknownProducerId, .invalidProducerEpoch:
+                        // A producer and this leader disagree about its sequences: rare, and
+                        // what an idempotent client does next (bump its epoch) depends on it.
+                        logger.info("produce refused", metadata: ["partition": "\(tp)", "error": "\(e.code)", "reason": "\(e.message)"])
+                    default:
+                        break
+                    }
                 } catch {
                     part.noteStorageFailure(nowMs: now)
                     logDirHealth.noteFailure(error, nowMs: now)

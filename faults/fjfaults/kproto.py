@@ -227,3 +227,23 @@ def describe_quorum(addr, timeout=3.0):
     if err != 0 or not topics or not topics[0][1]:
         return {"error": err}
     return topics[0][1][0]
+
+
+def fetch(addr, topic, partition, offset, max_bytes=1 << 20, timeout=5.0):
+    """Fetch v4 (read_uncommitted) of one partition at addr → (error, high watermark, raw
+    record-batch bytes). The raw bytes carry what client consumers hide: each batch's
+    producer id, producer epoch and base sequence."""
+    body = struct.pack(">iiiib", -1, 100, 1, max_bytes, 0)
+    body += struct.pack(">i", 1) + string(topic) + struct.pack(">i", 1) + struct.pack(">iqi", partition, offset, max_bytes)
+    b = call(addr, 1, 4, body, False, timeout)
+    b.i32()  # throttle
+    err, hw, data = -1, -1, b""
+    for _ in range(b.i32()):
+        b.string()
+        for _ in range(b.i32()):
+            _p, err, hw = b.i32(), b.i16(), b.i64()
+            b.i64()  # last stable offset
+            b.array(lambda: (b.i64(), b.i64()))  # aborted transactions
+            n = b.i32()
+            data = b.take(n) if n > 0 else b""
+    return err, hw, data

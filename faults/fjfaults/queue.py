@@ -187,7 +187,7 @@ class QueueWorkload:
         self.h.add("reader", "info", "end-offsets", {str(p): o for p, o in ends.items()})
         budget = max(5.0, deadline_s / 3)
         for name, fn in (("confluent", self._read_confluent), ("kafka-python", self._read_kafka_python),
-                         ("aiokafka", self._read_aiokafka)):
+                         ("aiokafka", self._read_aiokafka), ("raw", self._read_raw)):
             t0 = time.monotonic()
             try:
                 recs, done = fn(ends, budget)
@@ -195,8 +195,11 @@ class QueueWorkload:
                 recs, done = {p: [] for p in ends}, False
                 self.h.add(f"reader-{name}", "info", "read-error", {"error": repr(e)})
             for p in sorted(ends):
-                self.h.add(f"reader-{name}", "ok" if done else "info", "read",
-                           {"p": p, "end": ends[p], "records": recs.get(p, [])})
+                got = {"p": p, "end": ends[p], "records": [r[:2] for r in recs.get(p, [])]}
+                if name == "raw":
+                    # Who wrote each record: [producer id, producer epoch, sequence].
+                    got["writers"] = [r[2:] for r in recs.get(p, [])]
+                self.h.add(f"reader-{name}", "ok" if done else "info", "read", got)
             self.ctx.say(f"queue: {name} read {sum(len(r) for r in recs.values())} records in {time.monotonic() - t0:.1f} s"
                          + ("" if done else " (INCOMPLETE)"))
 
@@ -277,6 +280,59 @@ class QueueWorkload:
         return asyncio.run(go())
 
 
+    def _read_raw(self, ends, budget):
+        """Fetch v4 over a plain socket from each partition's leader, the batches parsed by
+        kafka-python's record reader: besides offset and value, each record's producer id,
+        producer epoch and sequence (base sequence + offset delta), which the checker needs
+        to tell a broker's failed deduplication from a client's re-send in a new epoch."""
+        from kafka.record.memory_records import MemoryRecords
+        from . import kproto
+        recs = {p: [] for p in ends}
+        todo = {p for p, e in ends.items() if e > 0}
+        nxt = {p: 0 for p in todo}
+        addrs = self.ctx.bootstrap.split(",")
+        deadline = time.monotonic() + budget
+        leaders = {}
+        while todo and time.monotonic() < deadline:
+            for p in sorted(todo):
+                try:
+                    if p not in leaders:
+                        for a in addrs:
+                            try:
+                                md = kproto.metadata(a)
+                            except (OSError, ValueError):
+                                continue
+                            part = md["topics"].get(TOPIC, {}).get("partitions", {}).get(p)
+                            if part and part["leader"] in md["brokers"]:
+                                leaders[p] = md["brokers"][part["leader"]]
+                                break
+                    if p not in leaders:
+                        continue
+                    err, _hw, data = kproto.fetch(leaders[p], TOPIC, p, nxt[p])
+                    if err != 0:
+                        leaders.pop(p, None)
+                        time.sleep(0.2)
+                        continue
+                    mr = MemoryRecords(data)
+                    while mr.has_next():
+                        batch = mr.next_batch()
+                        if batch is None:
+                            break
+                        pid, epoch, base_seq, base = batch.producer_id, batch.producer_epoch, batch.base_sequence, batch.base_offset
+                        for m in batch:
+                            if m.offset >= nxt[p]:
+                                seq = base_seq + (m.offset - base) if base_seq >= 0 else -1
+                                if m.offset < ends[p]:
+                                    recs[p].append([m.offset, m.value.decode(), pid, epoch, seq])
+                                nxt[p] = m.offset + 1
+                    if nxt[p] >= ends[p]:
+                        todo.discard(p)
+                except (OSError, ValueError):
+                    leaders.pop(p, None)
+                    time.sleep(0.2)
+        return recs, not todo
+
+
 # ---- checker ------------------------------------------------------------------------------------
 
 def _proc_seq(v):
@@ -292,6 +348,7 @@ def check(entries, limit=20):
     reads = {}              # reader -> partition -> records
     complete = {}           # reader -> bool
     ends = {}
+    writers = {}            # (partition, offset) -> (producer id, producer epoch, sequence), from the raw reader
     for e in entries:
         f, ty, v = e["f"], e["type"], e["value"]
         if f == "send":
@@ -306,6 +363,8 @@ def check(entries, limit=20):
         elif f == "read" and e["process"].startswith("reader-"):
             r = e["process"]
             reads.setdefault(r, {})[v["p"]] = v["records"]
+            for (o, _), w in zip(v["records"], v.get("writers", [])):
+                writers[(v["p"], o)] = tuple(w)
             complete[r] = complete.get(r, True) and ty == "ok"
             ends[v["p"]] = v["end"]
     anomalies = {}
@@ -330,6 +389,24 @@ def check(entries, limit=20):
                     i = next((k for k in range(min(len(a), len(b))) if a[k] != b[k]), min(len(a), len(b)))
                     add("divergent-reads", f"partition {p}: {names[0]} and {r} differ at index {i}: "
                         f"{a[i] if i < len(a) else 'end'} vs {b[i] if i < len(b) else 'end'}")
+    def resent_after_bump(v, where):
+        """Whether the copies of v are one producer's re-send in a later producer epoch,
+        acknowledged (if with an offset) at the last copy: librdkafka bumps its epoch after
+        OUT_OF_ORDER_SEQUENCE_NUMBER on a pipelined batch and re-sends every unacknowledged
+        batch with new sequences (librdkafka issue #4953, the same against Apache Kafka);
+        no broker can recognise those, as KIP-98 sequences start again with each epoch.
+        A broker that fails to deduplicate writes the same (producer, epoch, sequence) twice,
+        which stays a violation."""
+        ws = [writers.get(x) for x in where]
+        if any(w is None or w[0] < 0 for w in ws) or len({w[0] for w in ws}) != 1:
+            return False
+        epochs = [w[1] for w in ws]
+        if any(b <= a for a, b in zip(epochs, epochs[1:])):
+            return False
+        ack = acked.get(v)
+        return ack is None or ack[1] is None or (ack[0], ack[1]) == where[-1]
+
+    resent = {}             # value -> copies, for values re-sent by their client after an epoch bump
     # Per reader: offsets, duplicates, lost, order.
     lost_all = set()
     seen_any = {}
@@ -353,7 +430,11 @@ def check(entries, limit=20):
                 seen.setdefault(v, []).append((p, o))
         for v, where in seen.items():
             if len(where) > 1:
-                add("duplicate", f"{v} read {len(where)} times by {r} at {where}")
+                if resent_after_bump(v, sorted(where)):
+                    resent[v] = sorted(where)
+                else:
+                    add("duplicate", f"{v} read {len(where)} times by {r} at {where}"
+                        + (f" written as {[writers.get(x) for x in where]}" if writers else ""))
             if v not in invoked:
                 add("unexpected", f"{v} read by {r} at {where} was never sent")
         if complete.get(r):
@@ -361,7 +442,7 @@ def check(entries, limit=20):
                 if v not in seen:
                     lost_all.add(v)
                 else:
-                    wp, wo = seen[v][0]
+                    wp, wo = seen[v][-1] if v in resent else seen[v][0]
                     # librdkafka reports no offset (None) for a retried batch the broker
                     # recognised as a duplicate: only the partition can be checked then.
                     if wp != p or (o is not None and wo != o):
@@ -377,6 +458,8 @@ def check(entries, limit=20):
         for p, recs in reads[r].items():
             last = {}
             for o, v in recs:
+                if v in resent and (p, o) != resent[v][0]:
+                    continue  # the order is that of the first copies
                 proc, seq = _proc_seq(v)
                 if proc in last and seq < last[proc][0]:
                     add("order", f"partition {p}: {v} at offset {o} after {proc}:{last[proc][0]} at offset {last[proc][1]}")
@@ -387,7 +470,12 @@ def check(entries, limit=20):
         "read": max((sum(len(x) for x in rr.values()) for rr in reads.values()), default=0),
         "indeterminate_read": len([v for v in info if any(v in s for s in seen_any.values()) and v not in acked]),
         "lost": len(lost_all),
+        "resent_after_epoch_bump": len(resent),
     }
     counts = {k: len(v) for k, v in anomalies.items()}
-    return {"valid": not anomalies, "stats": stats, "counts": counts,
-            "anomalies": {k: v[:limit] for k, v in anomalies.items()}}
+    out = {"valid": not anomalies, "stats": stats, "counts": counts,
+           "anomalies": {k: v[:limit] for k, v in anomalies.items()}}
+    if resent:
+        out["notes"] = [f"{v} re-sent by its client in a new producer epoch (librdkafka #4953): "
+                        f"{[(x, writers.get(x)) for x in w]}" for v, w in list(resent.items())[:limit]]
+    return out

@@ -103,6 +103,8 @@ def summary(results, faults, gaps, session_timeout_s, ops):
     lines.append("|---|---|---|")
     for name, r in results.items():
         an = ", ".join(f"{k}: {v}" for k, v in sorted(r["counts"].items())) or "none"
+        if r.get("stats", {}).get("resent_after_epoch_bump"):
+            an += f" (client re-sends in a new producer epoch, librdkafka #4953: {r['stats']['resent_after_epoch_bump']})"
         lines.append(f"| {name} | {'valid' if r['valid'] else 'INVALID'} | {an} |")
     return "\n".join(lines)
 

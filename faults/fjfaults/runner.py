@@ -628,6 +628,9 @@ class Run:
             for k, items in r["anomalies"].items():
                 details.append(f"{name} / {k} ({r['counts'][k]}):")
                 details += [f"    {x if isinstance(x, str) else json.dumps(x)}" for x in items[:10]]
+            if r.get("notes"):
+                details.append(f"{name} / notes (not violations):")
+                details += [f"    {x}" for x in r["notes"][:10]]
         worst = sorted(gaps, key=lambda g: -g["gap"])[:5]
         text = (f"fjord fault-injection run: {' '.join(['faults/run'] + sys.argv[1:])}\n"
                 f"seed {self.seed}, topology {a.topology}, history {ctx.history.path}\n\n{table}\n\n"
@@ -659,6 +662,9 @@ def recheck(args):
             print(f"{name} / {k}:")
             for x in items[:10]:
                 print(f"    {x}")
+    for name, r in results.items():
+        for x in r.get("notes", [])[:10]:
+            print(f"{name} / note: {x}")
     violations = {f"{name}: {k}" for name in bad for k, v in results[name]["counts"].items() if v}
     known = {k.strip() for k in args.known_open.split(",") if k.strip()}
     if violations and violations <= known:
