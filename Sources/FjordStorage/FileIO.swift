@@ -49,6 +49,64 @@ public final class StorageFile: @unchecked Sendable {
         try buffer.withUnsafeReadableBytes { try write(raw: $0, at: offset) }
     }
 
+    /// Writes all readable bytes of `buffer` at `offset` with each stamp's 16 bytes (at
+    /// `position`, relative to the readable bytes) replaced by a batch header's base offset,
+    /// length and partition leader epoch, in one `pwritev`: the leader stamps a producer's
+    /// batches without copying (or copy-on-writing) the request's buffer. Stamps must be in
+    /// ascending position order and must not overlap.
+    public func write(_ buffer: ByteBuffer, at offset: Int, stamps: [BatchHeaderStamp]) throws {
+        if stamps.isEmpty { return try write(buffer, at: offset) }
+        var heads = [UInt8](repeating: 0, count: stamps.count * BatchHeaderStamp.size)
+        for (i, st) in stamps.enumerated() {
+            let o = i * BatchHeaderStamp.size
+            withUnsafeBytes(of: st.baseOffset.bigEndian) { heads.replaceSubrange(o..<o + 8, with: $0) }
+            withUnsafeBytes(of: st.batchLength.bigEndian) { heads.replaceSubrange(o + 8..<o + 12, with: $0) }
+            withUnsafeBytes(of: st.leaderEpoch.bigEndian) { heads.replaceSubrange(o + 12..<o + 16, with: $0) }
+        }
+        try buffer.withUnsafeReadableBytes { body in
+            try heads.withUnsafeBytes { h in
+                var spans: [UnsafeRawBufferPointer] = []
+                spans.reserveCapacity(stamps.count * 2 + 1)
+                var at = 0
+                for (i, st) in stamps.enumerated() {
+                    precondition(st.position >= at && st.position + BatchHeaderStamp.size <= body.count, "stamps out of order or range")
+                    if st.position > at { spans.append(UnsafeRawBufferPointer(rebasing: body[at..<st.position])) }
+                    spans.append(UnsafeRawBufferPointer(rebasing: h[i * BatchHeaderStamp.size..<(i + 1) * BatchHeaderStamp.size]))
+                    at = st.position + BatchHeaderStamp.size
+                }
+                if at < body.count { spans.append(UnsafeRawBufferPointer(rebasing: body[at...])) }
+                try writev(spans, at: offset)
+            }
+        }
+    }
+
+    /// `pwritev` of `spans` at `offset`, in groups of at most IOV_MAX, resuming short writes.
+    private func writev(_ spans: [UnsafeRawBufferPointer], at offset: Int) throws {
+        var index = 0, skip = 0, fileOffset = offset
+        var iov = [iovec](repeating: iovec(), count: min(spans.count, 1024))
+        while index < spans.count {
+            var n = 0
+            while n < iov.count && index + n < spans.count {
+                let sp = spans[index + n]
+                let s = n == 0 ? skip : 0
+                iov[n] = iovec(iov_base: UnsafeMutableRawPointer(mutating: sp.baseAddress! + s), iov_len: sp.count - s)
+                n += 1
+            }
+            let w = iov.withUnsafeBufferPointer { pwritev(fd, $0.baseAddress!, Int32(n), off_t(fileOffset)) }
+            if w < 0 {
+                if errno == EINTR { continue }
+                throw StorageError.errno("cannot write", path)
+            }
+            fileOffset += w
+            // Advance over what was written.
+            var left = w
+            while left > 0 {
+                let rest = spans[index].count - skip
+                if left >= rest { left -= rest; index += 1; skip = 0 } else { skip += left; left = 0 }
+            }
+        }
+    }
+
     public func write(raw: UnsafeRawBufferPointer, at offset: Int) throws {
         var done = 0
         while done < raw.count {
@@ -208,5 +266,24 @@ public enum FileSystem {
     public static func fileName(of path: String) -> String {
         guard let slash = path.lastIndex(of: "/") else { return path }
         return String(path[path.index(after: slash)...])
+    }
+}
+
+
+/// A record batch header's first 16 bytes as the leader writes them (see
+/// `StorageFile.write(_:at:stamps:)`): base offset, batch length, partition leader epoch.
+public struct BatchHeaderStamp: Sendable, Equatable {
+    public static let size = 16
+    /// Where the batch starts in the written bytes.
+    public var position: Int
+    public var baseOffset: Int64
+    public var batchLength: Int32
+    public var leaderEpoch: Int32
+
+    public init(position: Int, baseOffset: Int64, batchLength: Int32, leaderEpoch: Int32) {
+        self.position = position
+        self.baseOffset = baseOffset
+        self.batchLength = batchLength
+        self.leaderEpoch = leaderEpoch
     }
 }

@@ -84,7 +84,10 @@ public final class LogSegment: @unchecked Sendable {
     /// throws, the file is cut back and the index entries removed, so the segment's size,
     /// next offset and indexes still describe the same batches (no offset can be handed out
     /// twice after a failed append).
-    public func append(_ batches: ByteBuffer, lastOffset: Int64, maxTimestamp: Int64, offsetOfMaxTimestamp: Int64) throws {
+    /// `stamps`: header bytes the leader writes over the batches' own (see
+    /// `StorageFile.write(_:at:stamps:)`); empty when `batches` already carries them.
+    public func append(_ batches: ByteBuffer, lastOffset: Int64, maxTimestamp: Int64, offsetOfMaxTimestamp: Int64,
+                       stamps: [BatchHeaderStamp] = []) throws {
         let n = batches.readableBytes
         guard n > 0 else { return }
         guard Int64(size) + Int64(n) <= Int64(Int32.max) else {
@@ -98,7 +101,7 @@ public final class LogSegment: @unchecked Sendable {
         let addIndexEntry = bytesSinceLastIndexEntry > indexIntervalBytes
         let (offsetEntries, timeEntries) = (offsetIndex.entries, timeIndex.entries)
         do {
-            try log.write(batches, at: position)
+            try log.write(batches, at: position, stamps: stamps)
             if addIndexEntry {
                 try offsetIndex.append(offset: lastOffset, position: position)
                 try timeIndex.maybeAppend(timestamp: newMax.0, offset: newMax.1)

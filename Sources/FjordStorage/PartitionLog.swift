@@ -354,9 +354,15 @@ public final class PartitionLog: @unchecked Sendable {
                                      logStartOffset: _logStartOffset, batchCount: 0, recordCount: 0, validBytes: 0,
                                      duplicateOf: dup)
             }
-            // Rewrite headers in place: base offset and leader epoch (outside the CRC), and the
-            // max timestamp Kafka would write (then the CRC is recomputed).
-            for i in plan.batches.indices {
+            // The base offset and leader epoch lie outside the CRC. When no batch needs another
+            // max timestamp, they are stamped as the bytes are written (pwritev), and the
+            // request's buffer is written as it is: no copy of the batches.
+            let stampOnWrite = plan.batches.allSatisfy { b in
+                cfg.messageTimestampType == .createTime && b.timestampType == .createTime && b.maxTimestamp == b.recordsMaxTimestamp
+            }
+            // Otherwise rewrite headers in place: base offset, leader epoch and the max timestamp
+            // Kafka would write (then the CRC is recomputed).
+            for i in plan.batches.indices where !stampOnWrite {
                 let b = plan.batches[i]
                 let at = buf.readerIndex + b.position
                 buf.setInteger(b.baseOffset, at: at + L.baseOffset)
@@ -378,7 +384,7 @@ public final class PartitionLog: @unchecked Sendable {
             }
             try epochCache.assign(epoch: leaderEpoch, startOffset: info.firstOffset)
             do {
-                try appendLocked(buf, batches: plan.batches, nowMs: nowMs)
+                try appendLocked(buf, batches: plan.batches, nowMs: nowMs, stampEpoch: stampOnWrite ? leaderEpoch : nil)
             } catch {
                 try? epochCache.truncate(fromEnd: activeSegment.nextOffset)
                 throw error
@@ -572,13 +578,16 @@ public final class PartitionLog: @unchecked Sendable {
     /// Appends validated batches to the active segment, rolling first when needed. Batches
     /// whose offsets or bytes cannot share one segment (a follower catching up across large
     /// offset gaps) go one by one, each rolling as it must.
-    private func appendLocked(_ records: ByteBuffer, batches: [PlannedBatch], nowMs: Int64) throws {
+    /// `stampEpoch`: write each batch's base offset and this leader epoch over its header as
+    /// it is written (the bytes still carry the producer's); nil when they are in place.
+    private func appendLocked(_ records: ByteBuffer, batches: [PlannedBatch], nowMs: Int64, stampEpoch: Int32? = nil) throws {
         guard let first = batches.first, let last = batches.last else { return }
         if last.lastOffset - first.baseOffset <= Int64(Int32.max) && records.readableBytes <= _config.segmentBytes {
-            try appendToActiveSegment(records, batches[...], nowMs: nowMs)
+            try appendToActiveSegment(records, batches[...], nowMs: nowMs, stampEpoch: stampEpoch, positionBase: 0)
         } else {
             for (i, b) in batches.enumerated() {
-                try appendToActiveSegment(records.getSlice(at: records.readerIndex + b.position, length: b.size)!, batches[i...i], nowMs: nowMs)
+                try appendToActiveSegment(records.getSlice(at: records.readerIndex + b.position, length: b.size)!, batches[i...i], nowMs: nowMs,
+                                          stampEpoch: stampEpoch, positionBase: b.position)
             }
         }
         unflushedMessages += Int64(batches.reduce(0) { $0 + $1.recordCount })
@@ -587,7 +596,9 @@ public final class PartitionLog: @unchecked Sendable {
         }
     }
 
-    private func appendToActiveSegment(_ bytes: ByteBuffer, _ batches: ArraySlice<PlannedBatch>, nowMs: Int64) throws {
+    /// `positionBase`: where `bytes` starts in the coordinates of the batches' `position`.
+    private func appendToActiveSegment(_ bytes: ByteBuffer, _ batches: ArraySlice<PlannedBatch>, nowMs: Int64,
+                                       stampEpoch: Int32? = nil, positionBase: Int = 0) throws {
         var maxTs: Int64 = -1, offsetOfMaxTs: Int64 = -1
         for b in batches where b.maxTimestamp > maxTs { (maxTs, offsetOfMaxTs) = (b.maxTimestamp, b.lastOffset) }
         let firstOffset = batches.first!.baseOffset, lastOffset = batches.last!.lastOffset
@@ -595,7 +606,11 @@ public final class PartitionLog: @unchecked Sendable {
         if shouldRoll(seg, incomingBytes: bytes.readableBytes, maxTimestamp: maxTs, lastOffset: lastOffset, nowMs: nowMs) {
             seg = try rollLocked(base: firstOffset, nowMs: nowMs)
         }
-        try seg.append(bytes, lastOffset: lastOffset, maxTimestamp: maxTs, offsetOfMaxTimestamp: offsetOfMaxTs)
+        let stamps = stampEpoch.map { epoch in
+            batches.map { BatchHeaderStamp(position: $0.position - positionBase, baseOffset: $0.baseOffset,
+                                           batchLength: Int32($0.size - RecordBatch.Layout.logOverhead), leaderEpoch: epoch) }
+        } ?? []
+        try seg.append(bytes, lastOffset: lastOffset, maxTimestamp: maxTs, offsetOfMaxTimestamp: offsetOfMaxTs, stamps: stamps)
         // The producer state follows the log batch by batch, so a roll's snapshot (taken
         // before the next write) covers exactly the log below the new segment.
         for b in batches { producers.apply(b.producerInfo) }

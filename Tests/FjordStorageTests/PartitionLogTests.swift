@@ -53,6 +53,54 @@ final class PartitionLogTests: XCTestCase {
         XCTAssertEqual(again.leaderEpochCache.latestEpoch, 3)
     }
 
+    /// The leader stamps base offsets and its epoch while writing (pwritev), leaving the
+    /// request's bytes as they came; what lands on disk is the stamped, CRC-valid batch.
+    func testLeaderStampsHeadersWithoutTouchingTheRequestBuffer() throws {
+        let log = try open()
+        _ = try log.appendAsLeader(try makeBatch(first: 0, count: 3), leaderEpoch: 2, nowMs: now)
+        var request = ByteBuffer()
+        for i in 0..<4 { var b = try makeBatch(first: 3 + i * 2, count: 2); request.writeBuffer(&b) }
+        let before = request
+        let info = try log.appendAsLeader(request, leaderEpoch: 5, nowMs: now)
+        XCTAssertEqual(info.firstOffset, 3)
+        XCTAssertEqual(info.lastOffset, 10)
+        XCTAssertEqual(request, before)
+        XCTAssertEqual(request.getInteger(at: request.readerIndex, as: Int64.self), 0, "the request still holds the producer's base offset")
+        let bytes = try log.readBytes(from: 3, maxBytes: 1 << 20, maxOffset: nil)
+        var batches: [RecordBatch] = []
+        for item in RecordBatchReader(bytes) { if case let .batch(b, _) = item { batches.append(b) } }
+        XCTAssertEqual(batches.map(\.baseOffset), [3, 5, 7, 9])
+        XCTAssertEqual(batches.map(\.partitionLeaderEpoch), [5, 5, 5, 5])
+        for b in batches { XCTAssertNoThrow(try b.validate()) }
+        XCTAssertEqual(try readAll(log).map(\.0), Array(0...10))
+        XCTAssertEqual(log.leaderEpochCache.latestEpoch, 5)
+        // After a restart (recovery reads the stamped headers) the log is the same.
+        try log.close()
+        XCTAssertEqual(try readAll(try open()).map(\.1), (0...10).map { "k\($0)" })
+    }
+
+    /// More spans than one pwritev takes (IOV_MAX 1024) are written in groups, in order.
+    func testStampedWriteOfManyBatchesInOneCall() throws {
+        let file = try StorageFile(path: dir + "/stamps.bin", create: true)
+        var body = ByteBuffer()
+        var stamps: [BatchHeaderStamp] = []
+        for i in 0..<1500 {
+            stamps.append(BatchHeaderStamp(position: body.writerIndex, baseOffset: Int64(i), batchLength: 8, leaderEpoch: Int32(i % 7)))
+            body.writeRepeatingByte(0xEE, count: 16)
+            body.writeInteger(UInt64(i))
+        }
+        try file.write(body, at: 100, stamps: stamps)
+        let back = try file.read(at: 100, count: body.readableBytes)
+        XCTAssertEqual(back.readableBytes, 1500 * 24)
+        for i in 0..<1500 {
+            let at = back.readerIndex + i * 24
+            XCTAssertEqual(back.getInteger(at: at, as: Int64.self), Int64(i))
+            XCTAssertEqual(back.getInteger(at: at + 8, as: Int32.self), 8)
+            XCTAssertEqual(back.getInteger(at: at + 12, as: Int32.self), Int32(i % 7))
+            XCTAssertEqual(back.getInteger(at: at + 16, as: UInt64.self), UInt64(i))
+        }
+    }
+
     func testIndexLookupsAtEveryBoundary() throws {
         let log = try open()
         for i in 0..<300 { try log.appendAsLeader(try makeBatch(first: i * 2, count: 2, valueSize: 60), leaderEpoch: 0, nowMs: now) }
