@@ -47,6 +47,13 @@ public struct KafkaFrameDecoder: ByteToMessageDecoder, Sendable {
 
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let frame = try Self.nextFrame(from: &buffer, maxFrameSize: maxFrameSize) else {
+            // A frame larger than what has arrived (produce requests of up to a few MB come in
+            // many socket reads): grow the cumulation buffer once to hold all of it, rather than
+            // doubling it (and copying what it holds) again and again as the reads are appended.
+            if let size = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: Int32.self) {
+                let missing = 4 + Int(size) - buffer.readableBytes
+                if missing > buffer.writableBytes { buffer.reserveCapacity(minimumWritableBytes: missing) }
+            }
             return .needMoreData
         }
         context.fireChannelRead(Self.wrapInboundOut(frame))
