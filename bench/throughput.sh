@@ -6,6 +6,7 @@
 #
 #   bench/throughput.sh [--rounds R] [--partitions "1 3"] [--clients "c python"]
 #                       [--multi-clients "c"] [--scale F] [--budget SECONDS] [--out FILE.jsonl] [--no-build]
+#                       [--sustained-gb G]
 #
 # The raw JSON lines go to --out (default /tmp/fjord-bench-results-DATE.jsonl); reprint the table
 # with `.venv/bin/python bench/report.py FILE.jsonl`.
@@ -17,11 +18,14 @@
 # idempotence, at most 32 MiB of records unacknowledged. Consumer: a plain assign from the
 # beginning of what the row's produce wrote. Record counts aim at a few seconds a run (--scale
 # multiplies them); runs that would start more than --budget seconds (default 480) after the
-# node came up are skipped and reported as such. Prints the table of bench/report.py and the
-# issue's targets.
+# node came up are skipped and reported as such. Each row's topic is deleted after its consume
+# runs, so no row pays for writing back an earlier row's data. Then one sustained produce of G GiB
+# (default 6, 0 skips it; more than the kernel keeps dirty, so write-back runs meanwhile) against
+# `dd` writing as many bytes to the same file system. Prints the table of bench/report.py, the
+# issue's targets and the sustained line.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-rounds=2 partitions="1 3" clients="c python" multi_clients="c" scale=1 budget=480 out="" build=1
+rounds=2 partitions="1 3" clients="c python" multi_clients="c" scale=1 budget=480 out="" build=1 sustained_gb=6
 while [ $# -gt 0 ]; do
   case $1 in
     --rounds) rounds=$2; shift 2 ;;
@@ -32,6 +36,7 @@ while [ $# -gt 0 ]; do
     --budget) budget=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --no-build) build=0; shift ;;
+    --sustained-gb) sustained_gb=$2; shift 2 ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -85,11 +90,41 @@ for p in $partitions; do
           order="mock fjord"; [ $((r % 2)) = 0 ] && order="fjord mock"
           for target in $order; do run "$client" produce "$target" "$size" "$acks" "$p" "$r" "$topic" "$n"; done
           for target in $order; do run "$client" consume "$target" "$size" "$acks" "$p" "$r" "$topic" "$n"; done
+          # Deleting the row's data drops its dirty pages: later rows are then not taxed by the
+          # kernel writing back earlier rows' gigabytes (the mock has no such cost either).
+          # The cost of write-back is measured on its own below (sustained).
+          bench_topic_delete "$topic"
         done
       done
     done
   done
 done
+
+# Sustained produce: more than the kernel lets sit dirty (vm.dirty_background_ratio of RAM), so
+# write-back to the disk runs during the run, against dd writing as many bytes through the page
+# cache on the same file system in the same run.
+sustained=""
+if [ "$sustained_gb" != 0 ] && [[ " $clients " == *" c "* ]]; then
+  n=$(awk -v g="$sustained_gb" 'BEGIN { printf "%d", g * 1024 * 1024 }')
+  bench_topic sustained 1
+  sline=$(timeout 600 "$LOADGEN" produce --bootstrap "$BENCH_BOOTSTRAP" --topic sustained --records "$n" --size 1024 \
+            --acks 1 --partitions 1 --label sustained 2>"$BENCH_DIR/last.err" | grep '^{' || true)
+  bench_topic_delete sustained
+  t0_dd=$(date +%s.%N)
+  dd if=/dev/zero of="$BENCH_DIR/dd.bin" bs=1M count=$((sustained_gb * 1024)) status=none
+  t_dd=$(awk -v a="$t0_dd" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+  rm -f "$BENCH_DIR/dd.bin"
+  if [ -n "$sline" ]; then
+    echo "$sline" >"${out%.jsonl}-sustained.json"   # not in $out: the table's rows are the matrix
+    sustained=$(SLINE="$sline" T_DD="$t_dd" GB="$sustained_gb" "$PY" -c '
+import json, os
+d = json.loads(os.environ["SLINE"]); gb = os.environ["GB"]
+dd = float(gb) * 1024 ** 3 / 1e6 / float(os.environ["T_DD"])
+f, p50, p99 = d["mb_per_s"], d["p50_ms"], d["p99_ms"]
+print(f"sustained produce, c 1 KiB acks=1, {gb} GiB (write-back running): Fjord {f:.1f} MB/s, p50 {p50:.1f} ms, "
+      f"p99 {p99:.1f} ms; dd bs=1M of the same bytes: {dd:.1f} MB/s; Fjord/dd {f / dd:.2f}")')
+  fi
+fi
 
 echo
 echo "bench/throughput.sh $(date -u +%Y-%m-%dT%H:%MZ) on $(nproc) cores, load average now: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -98,5 +133,6 @@ echo "fjord $(git rev-parse --short HEAD 2>/dev/null) at $BENCH_BOOTSTRAP (durab
 [ $skipped = 0 ] || echo "$skipped run(s) skipped: over the ${budget}s budget"
 echo
 "$PY" bench/report.py "$out"
+[ -z "$sustained" ] || { echo; echo "$sustained"; }
 echo
 echo "raw results (one JSON line per run): $out; $(( SECONDS - t0 )) s in all"
