@@ -36,7 +36,8 @@ while [ $# -gt 0 ]; do
     --budget) budget=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --no-build) build=0; shift ;;
-    --sustained-gb) sustained_gb=$2; shift 2 ;;
+    --sustained-gb) sustained_gb=$2; shift 2
+      [[ "$sustained_gb" =~ ^[0-9]+$ ]] || { echo "--sustained-gb takes whole GiB (0 skips the sustained run)" >&2; exit 2; } ;;
     *) echo "unknown option $1" >&2; exit 2 ;;
   esac
 done
@@ -110,19 +111,23 @@ if [ "$sustained_gb" != 0 ] && [[ " $clients " == *" c "* ]]; then
   sline=$(timeout 600 "$LOADGEN" produce --bootstrap "$BENCH_BOOTSTRAP" --topic sustained --records "$n" --size 1024 \
             --acks 1 --partitions 1 --label sustained 2>"$BENCH_DIR/last.err" | grep '^{' || true)
   bench_topic_delete sustained
+  sync   # what Fjord left dirty is on disk before dd's clock starts
   t0_dd=$(date +%s.%N)
-  dd if=/dev/zero of="$BENCH_DIR/dd.bin" bs=1M count=$((sustained_gb * 1024)) status=none
-  t_dd=$(awk -v a="$t0_dd" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+  if dd if=/dev/zero of="$BENCH_DIR/dd.bin" bs=1M count=$((sustained_gb * 1024)) status=none; then
+    t_dd=$(awk -v a="$t0_dd" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
+  else
+    t_dd=""; bench_log "dd failed: no baseline for the sustained run"
+  fi
   rm -f "$BENCH_DIR/dd.bin"
-  if [ -n "$sline" ]; then
+  if [ -n "$sline" ] && [ -n "$t_dd" ]; then
     echo "$sline" >"${out%.jsonl}-sustained.json"   # not in $out: the table's rows are the matrix
     sustained=$(SLINE="$sline" T_DD="$t_dd" GB="$sustained_gb" "$PY" -c '
 import json, os
 d = json.loads(os.environ["SLINE"]); gb = os.environ["GB"]
 dd = float(gb) * 1024 ** 3 / 1e6 / float(os.environ["T_DD"])
-f, p50, p99 = d["mb_per_s"], d["p50_ms"], d["p99_ms"]
+f, p50, p99, err = d["mb_per_s"], d["p50_ms"], d["p99_ms"], d.get("errors", 0)
 print(f"sustained produce, c 1 KiB acks=1, {gb} GiB (write-back running): Fjord {f:.1f} MB/s, p50 {p50:.1f} ms, "
-      f"p99 {p99:.1f} ms; dd bs=1M of the same bytes: {dd:.1f} MB/s; Fjord/dd {f / dd:.2f}")')
+      f"p99 {p99:.1f} ms, {err} errors; dd bs=1M of the same bytes: {dd:.1f} MB/s; Fjord/dd {f / dd:.2f}")') || sustained=""
   fi
 fi
 

@@ -27,6 +27,9 @@ public struct KafkaFrameDecoder: ByteToMessageDecoder, Sendable {
     public static let defaultMaxFrameSize = 104_857_600
 
     public let maxFrameSize: Int
+    /// The most the decoder reserves for the rest of a frame at once (larger frames grow the
+    /// buffer as their bytes arrive).
+    static let reserveLimit = 4 << 20
 
     public init(maxFrameSize: Int = KafkaFrameDecoder.defaultMaxFrameSize) {
         self.maxFrameSize = maxFrameSize
@@ -48,10 +51,12 @@ public struct KafkaFrameDecoder: ByteToMessageDecoder, Sendable {
     public mutating func decode(context: ChannelHandlerContext, buffer: inout ByteBuffer) throws -> DecodingState {
         guard let frame = try Self.nextFrame(from: &buffer, maxFrameSize: maxFrameSize) else {
             // A frame larger than what has arrived (produce requests of up to a few MB come in
-            // many socket reads): grow the cumulation buffer once to hold all of it, rather than
+            // many socket reads): grow the cumulation buffer once to hold it, rather than
             // doubling it (and copying what it holds) again and again as the reads are appended.
+            // At most `reserveLimit` ahead of the bytes: a bare size header must not make a
+            // connection hold up to socket.request.max.bytes (100 MB) before anything arrives.
             if let size = buffer.getInteger(at: buffer.readerIndex, endianness: .big, as: Int32.self) {
-                let missing = 4 + Int(size) - buffer.readableBytes
+                let missing = min(4 + Int(size) - buffer.readableBytes, Self.reserveLimit)
                 if missing > buffer.writableBytes { buffer.reserveCapacity(minimumWritableBytes: missing) }
             }
             return .needMoreData

@@ -97,6 +97,7 @@ public final class StorageFile: @unchecked Sendable {
                 if errno == EINTR { continue }
                 throw StorageError.errno("cannot write", path)
             }
+            if w == 0 { throw StorageError("cannot write \(path): pwritev wrote nothing") }
             fileOffset += w
             // Advance over what was written.
             var left = w
@@ -115,6 +116,7 @@ public final class StorageFile: @unchecked Sendable {
                 if errno == EINTR { continue }
                 throw StorageError.errno("cannot write", path)
             }
+            if n == 0 { throw StorageError("cannot write \(path): pwrite wrote nothing") }
             done += n
         }
     }

@@ -56,6 +56,21 @@ class QueueCheckerTests(unittest.TestCase):
         self.assertFalse(r["valid"])
         self.assertIn("duplicate", r["counts"])
 
+    def test_copies_in_two_partitions_are_a_duplicate(self):
+        h = history([(0, "a:0")], [(7, 0, 0)], {"a:0": None})
+        for e in h:
+            if e["f"] == "read":
+                e["value"] = dict(e["value"])
+        extra = []
+        for r in ("reader-confluent", "reader-raw"):
+            val = {"p": 1, "end": 1, "records": [[0, "a:0"]]}
+            if r == "reader-raw":
+                val["writers"] = [[7, 1, 0]]
+            extra.append({"time": 0.0, "process": r, "type": "ok", "f": "read", "value": val})
+        r = queue.check(h + extra)
+        self.assertFalse(r["valid"])
+        self.assertIn("duplicate", r["counts"])
+
     def test_copies_from_different_producers_are_a_duplicate(self):
         recs = [(0, "a:0"), (1, "a:0")]
         r = queue.check(history(recs, [(7, 0, 0), (8, 1, 0)], {"a:0": None}))
