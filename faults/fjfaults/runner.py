@@ -499,7 +499,10 @@ class Run:
         ctx.say("workloads stopped; final reads")
         for w in wl:
             try:
-                w.final_read(deadline_s=max(10.0, min(180.0, self.remaining() - 15)) / (2 if w.name == "queue" else 4))
+                # At least 180 s, more for a long run's records (four queue readers, the
+                # slowest at about 8k records/s); never past the watchdog (--grace).
+                cap = max(180.0, getattr(w, "counts", {}).get("sent", 0) / 1000.0)
+                w.final_read(deadline_s=max(10.0, min(cap, self.remaining() - 15)) / (2 if w.name == "queue" else 4))
             except Exception as e:  # noqa: BLE001
                 ctx.history.add("harness", "info", "final-read-error", {"workload": w.name, "error": repr(e)})
                 ctx.say(f"{w.name}: final read failed: {e!r}")
